@@ -1,0 +1,254 @@
+"""Text-statistics filters. Each computes one statistic from the shared `Doc` intermediates."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from pydantic import PositiveInt, model_validator
+
+from operators.base import Filter, FilterParams
+from operators.charsets import single_char_specials
+from operators.doc import Doc
+from operators.registry import register
+
+_MAX = sys.maxsize
+
+
+@lru_cache(maxsize=None)
+def _codepoint_table(kind: str) -> np.ndarray:
+    """A bool table over all code points for a character class, so that counting is one numpy gather."""
+    if kind == "special":
+        table = np.zeros(0x110000, dtype=bool)
+        table[[ord(c) for c in single_char_specials()]] = True
+        return table
+    test = {"alnum": str.isalnum, "alpha": str.isalpha}[kind]
+    return np.fromiter((test(chr(i)) for i in range(0x110000)), dtype=bool, count=0x110000)
+
+
+def count_class(doc: Doc, kind: str) -> int:
+    return int(np.count_nonzero(_codepoint_table(kind)[doc.codepoints]))
+
+
+class AlphanumericParams(FilterParams):
+    tokenization: bool = False
+    min_ratio: float = 0.25
+    max_ratio: float = float(_MAX)
+    hf_tokenizer: str = "EleutherAI/pythia-6.9b-deduped"
+    """Steel extension: the Hugging Face tokenizer used when `tokenization` is true, as a path to a
+    `tokenizer.json` (or a folder holding one) or a hub id (hub ids need network access)."""
+
+
+@register
+class AlphanumericFilter(Filter):
+    name = "alphanumeric_filter"
+    summary = "Ratio of alphanumeric characters to characters (or of letters to tokenizer tokens)."
+    Params = AlphanumericParams
+    bounds = ("min_ratio", "max_ratio")
+    stat_keys_doc = "alnum_ratio | alpha_token_ratio"
+
+    @property
+    def stat_key(self) -> str:  # type: ignore[override]
+        return "alpha_token_ratio" if self.params.tokenization else "alnum_ratio"
+
+    def setup(self) -> None:
+        if self.params.tokenization:
+            self._tokenizer = load_hf_tokenizer(self.params.hf_tokenizer)
+
+    def compute_stat(self, doc: Doc) -> float:
+        text = doc.text
+        if self.params.tokenization:
+            letters = count_class(doc, "alpha")
+            tokens = len(self._tokenizer.encode(text, add_special_tokens=False).tokens) if text else 0
+            return letters / tokens if tokens else 0.0
+        return count_class(doc, "alnum") / len(text) if text else 0.0
+
+
+def load_hf_tokenizer(name_or_path: str):
+    """A `tokenizers.Tokenizer` from a tokenizer.json file, a folder holding one, or a hub id."""
+    from tokenizers import Tokenizer
+
+    path = Path(name_or_path)
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    if path.is_file():
+        return Tokenizer.from_file(str(path))
+    return Tokenizer.from_pretrained(name_or_path)
+
+
+class LineLengthParams(FilterParams):
+    min_len: int = 10
+    max_len: int = _MAX
+
+
+@register
+class AverageLineLengthFilter(Filter):
+    name = "average_line_length_filter"
+    summary = "Characters per line (str.splitlines)."
+    Params = LineLengthParams
+    stat_key = "avg_line_length"
+    bounds = ("min_len", "max_len")
+
+    def compute_stat(self, doc: Doc) -> float:
+        lines = doc.lines
+        return len(doc.text) / len(lines) if lines else 0.0
+
+
+@register
+class MaximumLineLengthFilter(Filter):
+    name = "maximum_line_length_filter"
+    summary = "Length of the longest line."
+    Params = LineLengthParams
+    stat_key = "max_line_length"
+    bounds = ("min_len", "max_len")
+
+    def compute_stat(self, doc: Doc) -> int:
+        lines = doc.lines
+        return max(map(len, lines)) if lines else 0
+
+
+class TextLengthParams(FilterParams):
+    min_len: int = 10
+    max_len: int = _MAX
+
+
+@register
+class TextLengthFilter(Filter):
+    name = "text_length_filter"
+    summary = "Number of code points."
+    Params = TextLengthParams
+    stat_key = "text_len"
+    bounds = ("min_len", "max_len")
+
+    def compute_stat(self, doc: Doc) -> int:
+        return len(doc.text)
+
+
+class RatioParams(FilterParams):
+    min_ratio: float = 0.0
+    max_ratio: float = 0.25
+
+
+@register
+class SpecialCharactersFilter(Filter):
+    name = "special_characters_filter"
+    summary = "Share of special characters (ASCII punctuation/digits/space, ~190 others, emoji)."
+    Params = RatioParams
+    stat_key = "special_char_ratio"
+    bounds = ("min_ratio", "max_ratio")
+
+    def compute_stat(self, doc: Doc) -> float:
+        return count_class(doc, "special") / len(doc.text) if doc.text else 0.0
+
+
+class CharRepetitionParams(FilterParams):
+    rep_len: PositiveInt = 10
+    min_ratio: float = 0.0
+    max_ratio: float = 0.5
+
+
+def char_ngram_counts(codepoints: np.ndarray, n: int) -> np.ndarray:
+    """Counts of each distinct overlapping n-gram of code points (exact: n-grams compared as bytes)."""
+    windows = np.lib.stride_tricks.sliding_window_view(codepoints, n)
+    as_bytes = np.ascontiguousarray(windows).view(np.dtype((np.void, 4 * n))).ravel()
+    _, counts = np.unique(as_bytes, return_counts=True)
+    return counts
+
+
+@register
+class CharacterRepetitionFilter(Filter):
+    name = "character_repetition_filter"
+    summary = "Share of character n-grams taken by the most repeated ones (top sqrt(#distinct))."
+    Params = CharRepetitionParams
+    stat_key = "char_rep_ratio"
+    bounds = ("min_ratio", "max_ratio")
+
+    def compute_stat(self, doc: Doc) -> float:
+        n = self.params.rep_len
+        if len(doc.text) < n:
+            return 0.0
+        counts = char_ngram_counts(doc.codepoints, n)
+        repeated = int(np.count_nonzero(counts > 1))
+        k = min(int(math.sqrt(len(counts))), repeated)
+        total = int(counts.sum())
+        if k == 0:
+            return 0.0
+        top = np.partition(counts, len(counts) - k)[len(counts) - k :]
+        return int(top.sum()) / total
+
+
+class WordsParams(FilterParams):
+    lang: str = "en"
+    tokenization: bool = False
+    model_path: str | None = None
+    """Steel extension: the sentencepiece model used when `tokenization` is true (Data-Juicer downloads
+    `{lang}.sp.model`; Steel never downloads at run time)."""
+
+    @model_validator(mode="after")
+    def _model_when_tokenizing(self):
+        if self.tokenization and not self.model_path:
+            raise ValueError("parameter 'model_path': tokenization: true needs model_path (a sentencepiece .model file)")
+        return self
+
+
+class WordsNumParams(WordsParams):
+    min_num: int = 10
+    max_num: int = _MAX
+
+
+class _SentencePieceWords:
+    """Words from a sentencepiece model instead of whitespace, for `tokenization: true`."""
+
+    def setup(self) -> None:
+        if self.params.tokenization:
+            import sentencepiece
+
+            self._sp = sentencepiece.SentencePieceProcessor(model_file=self.params.model_path)
+
+    def _words(self, doc: Doc, lower: bool) -> list[str]:
+        if not self.params.tokenization:
+            return doc.refined_words_lower if lower else doc.refined_words
+        from operators.doc import refine_words
+
+        return refine_words(self._sp.encode_as_pieces(doc.text), lower_case=lower)
+
+
+@register
+class WordsNumFilter(_SentencePieceWords, Filter):
+    name = "words_num_filter"
+    summary = "Number of words (whitespace split, special characters stripped)."
+    Params = WordsNumParams
+    stat_key = "num_words"
+    bounds = ("min_num", "max_num")
+
+    def compute_stat(self, doc: Doc) -> int:
+        return len(self._words(doc, lower=False))
+
+
+class WordRepetitionParams(WordsParams):
+    rep_len: PositiveInt = 10
+    min_ratio: float = 0.0
+    max_ratio: float = 0.5
+
+
+@register
+class WordRepetitionFilter(_SentencePieceWords, Filter):
+    name = "word_repetition_filter"
+    summary = "Share of word n-grams that occur more than once (lower-cased words)."
+    Params = WordRepetitionParams
+    stat_key = "word_rep_ratio"
+    bounds = ("min_ratio", "max_ratio")
+
+    def compute_stat(self, doc: Doc) -> float:
+        words = self._words(doc, lower=True)
+        n = self.params.rep_len
+        if len(words) < n:
+            return 0.0
+        # Words never contain a space, so a tuple of words is equal exactly when the space-joined n-grams are.
+        counts = Counter(zip(*(words[i:] for i in range(n)))).values()
+        total = sum(counts)
+        return sum(c for c in counts if c > 1) / total

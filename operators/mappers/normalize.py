@@ -1,0 +1,101 @@
+"""Character-level normalisation mappers: OpenCC conversion, ftfy, punctuation, whitespace."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import field_validator
+
+from operators.base import Mapper, OpParams
+from operators.charsets import VARIOUS_WHITESPACES
+from operators.registry import register
+
+OPENCC_MODES = (
+    "s2t", "t2s", "s2tw", "tw2s", "s2hk", "hk2s", "s2twp", "tw2sp", "t2tw", "tw2t", "hk2t", "t2hk", "t2jp", "jp2t",
+)
+
+
+class ChineseConvertParams(OpParams):
+    mode: Literal[OPENCC_MODES] = "s2t"  # type: ignore[valid-type]
+
+
+@register
+class ChineseConvertMapper(Mapper):
+    name = "chinese_convert_mapper"
+    summary = "Convert between Traditional/Simplified Chinese and Kanji with OpenCC (pinned 1.1.9)."
+    Params = ChineseConvertParams
+
+    def setup(self) -> None:
+        import opencc
+
+        self._converter = opencc.OpenCC(self.params.mode + ".json")
+
+    def map_text(self, text: str) -> str:
+        return self._converter.convert(text)
+
+
+class FixUnicodeParams(OpParams):
+    normalization: str | None = None
+
+    @field_validator("normalization")
+    @classmethod
+    def _known_form(cls, value: str | None) -> str | None:
+        if value and value.upper() not in ("NFC", "NFKC", "NFD", "NFKD"):
+            raise ValueError("must be one of NFC, NFKC, NFD, NFKD")
+        return value
+
+
+@register
+class FixUnicodeMapper(Mapper):
+    name = "fix_unicode_mapper"
+    summary = "ftfy.fix_text (mojibake, widths, quotes, line breaks, controls) plus Unicode normalisation."
+    Params = FixUnicodeParams
+
+    def setup(self) -> None:
+        import ftfy
+
+        self._fix = ftfy.fix_text
+        self._form = (self.params.normalization or "NFC").upper()
+
+    def map_text(self, text: str) -> str:
+        return self._fix(text, normalization=self._form)
+
+
+PUNCTUATION_MAP = {
+    "，": ",", "。": ".", "、": ",", "„": '"', "”": '"', "“": '"', "«": '"', "»": '"', "１": '"', "」": '"',
+    "「": '"', "《": '"', "》": '"', "´": "'", "∶": ":", "：": ":", "？": "?", "！": "!", "（": "(", "）": ")",
+    "；": ";", "–": "-", "—": " - ", "．": ". ", "～": "~", "’": "'", "…": "...", "━": "-", "〈": "<", "〉": ">",
+    "【": "[", "】": "]", "％": "%", "►": "-",
+}
+
+
+class PunctuationParams(OpParams):
+    fix_fullwidth_one: bool = False
+    """Fix (opt-in): map the full-width digit `１` to `1` (Data-Juicer maps it to `"`)."""
+
+
+@register
+class PunctuationNormalizationMapper(Mapper):
+    name = "punctuation_normalization_mapper"
+    summary = "Map ~35 Unicode punctuation marks to ASCII equivalents."
+    Params = PunctuationParams
+
+    def setup(self) -> None:
+        mapping = dict(PUNCTUATION_MAP)
+        if self.params.fix_fullwidth_one:
+            mapping["１"] = "1"
+        self._table = str.maketrans(mapping)
+
+    def map_text(self, text: str) -> str:
+        return text.translate(self._table)
+
+
+@register
+class WhitespaceNormalizationMapper(Mapper):
+    name = "whitespace_normalization_mapper"
+    summary = "Strip the ends; map tab, NBSP, U+2000-200D, U+3000 and others to a space."
+
+    _TABLE = str.maketrans({c: " " for c in VARIOUS_WHITESPACES})
+
+    def map_text(self, text: str) -> str:
+        return text.strip().translate(self._TABLE)

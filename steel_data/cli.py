@@ -1,0 +1,134 @@
+"""`steel`: run recipes locally, list operators, show statistics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from operators.registry import RecipeError
+
+
+def _overrides(items: list[str]) -> dict[str, dict]:
+    """`--set op.param=value` (value parsed as YAML) -> {op: {param: value}}."""
+    import yaml
+
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        op, dot, param = key.partition(".")
+        if not sep or not dot:
+            raise RecipeError(f"--set {item!r}: expected OP.PARAM=VALUE")
+        out.setdefault(op, {})[param] = yaml.safe_load(value)
+    return out
+
+
+def cmd_run(args) -> int:
+    from steel_data.executor import JobMismatch, LocalExecutor, RunConfig, reset_outdir
+    from steel_data.progress import ProgressBar
+    from steel_data.readers import InputError, TextMapping
+    from steel_data.recipe import load_recipe
+
+    try:
+        recipe = load_recipe(args.recipe, _overrides(args.set), skip_ops=set(args.skip_op))
+        mapping = TextMapping(text_key=recipe.text_key, source_key=args.text_key, template=args.text_template)
+    except (RecipeError, InputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    outdir = Path(args.output)
+    if args.overwrite:
+        reset_outdir(outdir)
+    config = RunConfig(recipe=recipe, inputs=args.input, outdir=outdir, mapping=mapping, workers=args.workers,
+                       shard_size=args.shard_size, output_format=args.format)
+    if args.executor == "ray":
+        from steel_data.ray_executor import RayExecutor
+
+        executor_cls = lambda cfg, progress: RayExecutor(cfg, progress, address=args.ray_address)  # noqa: E731
+    else:
+        executor_cls = LocalExecutor
+    bar = ProgressBar(recipe, enabled=not args.no_progress)
+    try:
+        with bar:
+            result = executor_cls(config, bar.update).run()
+    except (InputError, JobMismatch) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stats = result.stats
+    acc = stats["accounting"]
+    print(f"{acc['input_records']} records -> {stats['output_docs']} kept, "
+          f"{sum(acc['dropped_by_op'].values())} dropped, {acc['quarantined']} quarantined "
+          f"in {result.seconds:.1f} s ({acc['input_records'] / max(result.seconds, 1e-9):.0f} docs/s)")
+    print(f"cleaned data: {outdir / 'data'}")
+    print(f"statistics:   {outdir / 'stats.json'}  (steel stats {outdir})")
+    print(f"dropped:      {outdir / 'dropped'}   quarantine: {outdir / 'quarantine'}")
+    return 0
+
+
+def cmd_ops(args) -> int:
+    from operators import registry
+
+    infos = [registry.info(n) for n in registry.names()]
+    if args.json:
+        print(json.dumps([i.__dict__ for i in infos], indent=2, ensure_ascii=False))
+        return 0
+    for i in infos:
+        print(f"{i.name:36s} {i.kind:13s} {i.stat_key or '':18s} {i.summary}")
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from steel_data.report import stats_table
+
+    path = Path(args.outdir) / "stats.json"
+    if not path.exists():
+        print(f"error: {path} not found (has the job finished?)", file=sys.stderr)
+        return 2
+    stats = json.loads(path.read_text())
+    if args.json:
+        print(json.dumps(stats, indent=2, ensure_ascii=False))
+    else:
+        print(stats_table(stats))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="steel", description="Steel data pipeline")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a recipe over input files")
+    run.add_argument("recipe", help="recipe YAML (Data-Juicer format)")
+    run.add_argument("-i", "--input", nargs="+", required=True, help="input files, folders or globs")
+    run.add_argument("-o", "--output", required=True, help="output folder")
+    run.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
+    run.add_argument("--executor", choices=["local", "ray"], default="local")
+    run.add_argument("--ray-address", default=None)
+    run.add_argument("--text-key", default=None, help="source field holding the text")
+    run.add_argument("--text-template", default=None, help="build the text from fields, e.g. '{title}\\n{summary}'")
+    run.add_argument("--set", action="append", default=[], metavar="OP.PARAM=VALUE", help="override an op parameter")
+    run.add_argument("--skip-op", action="append", default=[], metavar="OP", help="leave an operator out")
+    run.add_argument("--shard-size", type=int, default=4096, help="records per shard (unit of work and resume)")
+    run.add_argument("--format", choices=["parquet", "jsonl"], default="parquet")
+    run.add_argument("--overwrite", action="store_true", help="discard a previous run's outputs in OUTDIR")
+    run.add_argument("--no-progress", action="store_true")
+    run.set_defaults(func=cmd_run)
+    ops = sub.add_parser("ops", help="list operators")
+    ops.add_argument("--json", action="store_true")
+    ops.set_defaults(func=cmd_ops)
+    st = sub.add_parser("stats", help="per-op table of a finished run")
+    st.add_argument("outdir")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_stats)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RecipeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

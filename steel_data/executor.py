@@ -1,0 +1,347 @@
+"""The local executor: shards, worker processes, completion markers, the global dedup stage.
+
+Layout of OUTDIR:
+  data/part-NNNNN.parquet   cleaned documents (final)
+  stats.json                per-op statistics, dedup, audits, accounting
+  dropped/OP.jsonl          a bounded sample of what each op dropped, with the statistic's value
+  quarantine/NNNNN.jsonl    records that could not be read or made an op fail, with file, line, reason
+  _work/                    plan, per-shard outputs and markers (what makes a rerun resume)
+
+A shard is a record range of one input file. A shard counts as done only once its marker exists, and
+the marker is written after every output of the shard has been renamed into place, so a job killed at
+any moment and rerun redoes unfinished shards only and produces exactly the uninterrupted output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from steel_data import io as sio
+from steel_data.dedup import deduplicate
+from steel_data.pipeline import new_op_stats, run_batch
+from steel_data.readers import Source, TextMapping, count_records, expand_inputs, read_shard
+from steel_data.recipe import Recipe
+from steel_data.schema import ORDER, SIMHASH, order_of, strip_internal
+from steel_data.stats import OpStats, RunStats
+
+DEFAULT_SHARD_SIZE = 4096
+DEFAULT_BATCH_SIZE = 1024
+
+
+class JobMismatch(RuntimeError):
+    """OUTDIR holds work of a different job (other recipe, inputs or sharding)."""
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    index: int
+    source: Source
+    start: int
+    stop: int
+
+
+@dataclass
+class RunConfig:
+    recipe: Recipe
+    inputs: list[str]
+    outdir: Path
+    mapping: TextMapping = field(default_factory=TextMapping)
+    workers: int = 0  # 0: all cores
+    shard_size: int = DEFAULT_SHARD_SIZE
+    batch_size: int = DEFAULT_BATCH_SIZE
+    output_format: str = "parquet"
+
+    def fingerprint(self) -> str:
+        ident = {
+            "recipe": self.recipe.to_dict(),
+            "inputs": [os.path.abspath(i) for i in self.inputs],
+            "mapping": asdict(self.mapping),
+            "shard_size": self.shard_size,
+            "output_format": self.output_format,
+        }
+        return hashlib.sha256(orjson.dumps(ident, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass
+class RunResult:
+    outdir: Path
+    stats: dict
+    seconds: float
+    shards_done_before: int
+
+
+Progress = Callable[[str, dict], None]
+
+
+def plan_shards(sources: list[Source], shard_size: int) -> list[ShardSpec]:
+    specs = []
+    for source in sources:
+        n = count_records(source)
+        for start in range(0, max(n, 1), shard_size):
+            specs.append(ShardSpec(len(specs), source, start, min(start + shard_size, n)))
+    return specs
+
+
+class LocalExecutor:
+    """Runs a recipe over local files with N worker processes; resumable per shard."""
+
+    def __init__(self, config: RunConfig, progress: Progress | None = None):
+        self.config = config
+        self.progress = progress or (lambda event, data: None)
+        self.out = Path(config.outdir)
+        self.work = self.out / "_work"
+
+    # -- planning -------------------------------------------------------------------------------------
+    def prepare(self) -> list[ShardSpec]:
+        """Plan the shards, or reload the plan of an interrupted run of the same job."""
+        cfg = self.config
+        plan_path = self.work / "plan.json"
+        fingerprint = cfg.fingerprint()
+        if plan_path.exists():
+            plan = sio.read_json(plan_path)
+            if plan["job"] != fingerprint:
+                raise JobMismatch(
+                    f"{self.out} holds the output of a different job (recipe, inputs or options differ); "
+                    "choose another output folder or remove it"
+                )
+            return [ShardSpec(s["index"], Source(**s["source"]), s["start"], s["stop"]) for s in plan["shards"]]
+        specs = plan_shards(expand_inputs(cfg.inputs), cfg.shard_size)
+        sio.write_json_atomic(plan_path, {"job": fingerprint, "shards": [asdict(s) for s in specs]})
+        return specs
+
+    # -- running --------------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        start = time.perf_counter()
+        specs = self.prepare()
+        todo = [s for s in specs if not self._marker(s.index).exists()]
+        done_before = len(specs) - len(todo)
+        total_records = sum(s.stop - s.start for s in specs)
+        self.progress("start", {"shards": len(specs), "todo": len(todo), "records": total_records,
+                                "done_records": sum(s.stop - s.start for s in specs if s not in todo)})
+        workers = self.config.workers or os.cpu_count() or 1
+        if workers == 1 or len(todo) <= 1:
+            for spec in todo:
+                self._report(process_shard(self.config, spec))
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("fork")) as pool:
+                futures = [pool.submit(process_shard, self.config, spec) for spec in todo]
+                for fut in as_completed(futures):
+                    self._report(fut.result())
+        stats = self._finish(specs)
+        seconds = time.perf_counter() - start
+        stats["wall_seconds"] = round(seconds, 3)
+        sio.write_json_atomic(self.out / "stats.json", stats)
+        self.progress("done", stats)
+        return RunResult(outdir=self.out, stats=stats, seconds=seconds, shards_done_before=done_before)
+
+    def _report(self, shard_stats: dict) -> None:
+        self.progress("shard", shard_stats)
+
+    def _marker(self, index: int) -> Path:
+        return self.work / "shards" / f"{index:05d}.done"
+
+    # -- global stages --------------------------------------------------------------------------------
+    def _finish(self, specs: list[ShardSpec]) -> dict:
+        cfg = self.config
+        merged = RunStats()
+        for spec in specs:
+            merged.merge(RunStats.from_json(sio.read_json(self.work / "shards" / f"{spec.index:05d}.stats.json")))
+        dedup = cfg.recipe.dedup
+        labels = cfg.recipe.op_labels()
+        dedup_info = None
+        if dedup is not None:
+            dedup_info = self._dedup_stage(specs, merged.ops[labels[-1]])
+        drop_orders = dedup_info["drop_orders"] if dedup_info else None
+        output_docs = 0
+        for spec in specs:
+            output_docs += self._final_part(spec, drop_orders)
+        merged.output_docs = output_docs
+        self._write_samples(merged)
+        out = merged.to_json(with_sketch=False)
+        out["recipe"] = cfg.recipe.name
+        out["outputs"] = {"data": str(self.out / "data"), "dropped": str(self.out / "dropped"),
+                          "quarantine": str(self.out / "quarantine")}
+        if dedup_info:
+            out["dedup"] = dedup_info["summary"]
+            out["audits"] = dedup_info["audits"]
+        return out
+
+    def _dedup_stage(self, specs: list[ShardSpec], book: OpStats) -> dict:
+        done = self.work / "dedup.done"
+        result_path = self.work / "dedup.json"
+        drop_path = self.work / "dedup_drop.npy"
+        if not done.exists():
+            start = time.process_time()
+            orders, fps = [], []
+            for spec in specs:
+                t = pq.read_table(self.work / "shards" / f"{spec.index:05d}.parquet", columns=[ORDER, SIMHASH])
+                orders.append(t.column(ORDER).to_numpy())
+                fps.append(t.column(SIMHASH).to_numpy())
+            order = np.concatenate(orders) if orders else np.empty(0, np.int64)
+            fp = np.concatenate(fps).astype(np.uint64) if fps else np.empty(0, np.uint64)
+            sort = np.argsort(order, kind="stable")
+            order, fp = order[sort], fp[sort]
+            p = self.config.recipe.dedup.params
+            res = deduplicate(fp, p.num_blocks, p.hamming_distance)
+            drop_orders = order[~res.keep]
+            sio.write_bytes_atomic(drop_path, _npy_bytes(drop_orders))
+            zero_docs = int((fp == 0).sum())
+            summary = {
+                "fingerprints": int(len(fp)),
+                "unique_fingerprints": res.unique_values,
+                "near_duplicate_pairs": res.pairs,
+                "clusters": res.clusters,
+                "documents_in_clusters": int(res.cluster_sizes.sum()),
+                "duplicates_dropped": int(len(drop_orders)),
+                "largest_cluster": int(res.cluster_sizes.max()) if len(res.cluster_sizes) else 0,
+                "cluster_sizes": _size_histogram(res.cluster_sizes),
+                "zero_fingerprint_docs": zero_docs,
+                "empty_fingerprint_docs": book.extra.get("empty_fingerprints", 0),
+                "seconds": time.process_time() - start,
+            }
+            sio.write_json_atomic(result_path, summary)
+            done.touch()
+        summary = sio.read_json(result_path)
+        drop_orders = np.load(drop_path)
+        book.seconds += summary["seconds"]
+        book.dropped = summary["duplicates_dropped"]
+        book.docs_out = book.docs_in - book.dropped
+        book.extra.update({k: v for k, v in summary.items() if k not in ("seconds",)})
+        audits = []
+        n = summary["fingerprints"]
+        empty = summary["empty_fingerprint_docs"]
+        if n and empty / n > 0.05:
+            p = self.config.recipe.dedup.params
+            audits.append({
+                "op": book.name,
+                "level": "warning",
+                "message": (
+                    f"{empty} of {n} documents ({empty / n:.1%}) yield no shingle under tokenization "
+                    f"'{p.tokenization}' with window {p.window_size}; they all get SimHash 0 and collapse into "
+                    "one duplicate cluster, so all but the first are dropped. Chinese text has few spaces: "
+                    "consider tokenization: character, or empty_fingerprint_fallback: character."
+                ),
+                "empty_share": empty / n,
+            })
+        return {"drop_orders": set(drop_orders.tolist()), "summary": summary, "audits": audits}
+
+    def _final_part(self, spec: ShardSpec, drop_orders: set[int] | None) -> int:
+        marker = self.work / "final" / f"{spec.index:05d}.done"
+        fmt = self.config.output_format
+        part = self.out / "data" / f"part-{spec.index:05d}.{fmt}"
+        if marker.exists():
+            return int(marker.read_text() or 0)
+        table = pq.read_table(self.work / "shards" / f"{spec.index:05d}.parquet")
+        if drop_orders:
+            orders = table.column(ORDER).to_pylist()
+            keep = pa.array([o not in drop_orders for o in orders], pa.bool_())
+            table = table.filter(keep)
+        table = strip_internal(table)
+        if table.num_rows:
+            sio.write_table_atomic(part, table, fmt)
+        sio.write_bytes_atomic(marker, str(table.num_rows).encode())
+        return table.num_rows
+
+    def _write_samples(self, merged: RunStats) -> None:
+        dropped_dir = self.out / "dropped"
+        for label, op in merged.ops.items():
+            if op.dropped_sample:
+                sio.write_jsonl_atomic(dropped_dir / f"{label}.jsonl", op.dropped_sample)
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def _size_histogram(sizes: np.ndarray) -> dict:
+    if len(sizes) == 0:
+        return {}
+    edges = [2, 3, 5, 10, 100, 1000, 10**4, 10**5, 10**9]
+    out = {}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        n = int(((sizes >= lo) & (sizes < hi)).sum())
+        if n:
+            out[f"{lo}-{hi - 1}"] = n
+    return out
+
+
+# -- the shard task (runs in a worker process) ---------------------------------------------------------
+def process_shard(config: RunConfig, spec: ShardSpec) -> dict:
+    """Read, clean, filter and fingerprint one shard; write its outputs, then its marker."""
+    recipe = config.recipe
+    work = Path(config.outdir) / "_work" / "shards"
+    t0 = time.process_time()
+    read = read_shard(spec.source, spec.start, spec.stop, config.mapping)
+    stats = RunStats(ops=new_op_stats(recipe), input_records=read.records, shards=1)
+    stats.read_seconds = time.process_time() - t0
+    quarantine = [q.to_json() for q in read.quarantined]
+    table = read.table
+    pieces = []
+    for offset in range(0, table.num_rows, config.batch_size):
+        batch = table.slice(offset, config.batch_size)
+        result = run_batch(recipe, batch, stats)
+        quarantine.extend(result.quarantined)
+        pieces.append(result.table)
+    kept = pa.concat_tables(pieces) if pieces else table
+    # global input order of each surviving row (row index within the shard is its position in the source)
+    row_in_shard = [int(i.rsplit("#", 1)[1]) - spec.start for i in kept.column("id").to_pylist()]
+    kept = kept.append_column(ORDER, pa.array([order_of(spec.index, r) for r in row_in_shard], pa.int64()))
+    dedup = recipe.dedup
+    if dedup is not None:
+        label = recipe.op_labels()[-1]
+        book = stats.ops[label]
+        dedup.ensure_ready()
+        c0 = time.process_time()
+        texts = kept.column(recipe.text_key).to_pylist()
+        fps, empty = [], 0
+        for text in texts:
+            fp, has = dedup.fingerprint_and_shingled(text)
+            fps.append(fp)
+            empty += not has
+        book.seconds += time.process_time() - c0
+        book.docs_in += len(texts)
+        book.extra["empty_fingerprints"] = empty
+        kept = kept.append_column(SIMHASH, pa.array(np.array(fps, dtype=np.uint64)))
+    stats.quarantined = len(quarantine)
+    stats.output_docs = kept.num_rows
+    sio.write_table_atomic(work / f"{spec.index:05d}.parquet", kept)
+    qdir = Path(config.outdir) / "quarantine"
+    qpath = qdir / f"{spec.index:05d}.jsonl"
+    if quarantine:
+        sio.write_jsonl_atomic(qpath, quarantine)
+    elif qpath.exists():
+        qpath.unlink()
+    shard_stats = stats.to_json(with_sketch=True)
+    shard_stats["index"] = spec.index
+    shard_stats["records"] = spec.stop - spec.start
+    sio.write_json_atomic(work / f"{spec.index:05d}.stats.json", shard_stats)
+    sio.write_bytes_atomic(work / f"{spec.index:05d}.done", b"")
+    return shard_stats
+
+
+def reset_outdir(outdir: Path) -> None:
+    """Remove a previous run's outputs (for --overwrite)."""
+    for name in ("data", "dropped", "quarantine", "_work", "stats.json"):
+        p = Path(outdir) / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()

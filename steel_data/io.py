@@ -1,0 +1,52 @@
+"""Atomic writes: a file appears under its final name complete, or not at all."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    write_bytes_atomic(path, orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+
+
+def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
+    write_bytes_atomic(path, b"".join(orjson.dumps(r, default=str) + b"\n" for r in rows))
+
+
+def write_table_atomic(path: Path, table: pa.Table, fmt: str = "parquet") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    if fmt == "parquet":
+        pq.write_table(table, tmp, compression="zstd")
+    elif fmt == "jsonl":
+        with open(tmp, "wb") as fh:
+            for row in table.to_pylist():
+                fh.write(orjson.dumps(row, default=str) + b"\n")
+    else:
+        raise ValueError(f"unknown output format {fmt!r}")
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path):
+    return orjson.loads(Path(path).read_bytes())
