@@ -161,7 +161,8 @@ def open_binary(source: Source) -> io.BufferedIOBase:
     if source.compression == "zstd":
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(open(source.path, "rb"), closefd=True)
+        # buffered so that it iterates by line like the others
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(source.path, "rb"), closefd=True))
     return open(source.path, "rb")
 
 
