@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -39,7 +40,7 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
 
-from corpus import build_inputs, read_texts  # noqa: E402
+from corpus import build_inputs, read_texts, write_edge_cases  # noqa: E402
 from dj_env import CACHE, dj_python, ensure_dj_venv  # noqa: E402
 
 # --------------------------------------------------------------------------------------------------
@@ -126,8 +127,9 @@ def dj_recipe_yaml(name: str, recipe: list, dataset: Path, export: Path, np_: in
     }
 
 
-def run_dj_process(name: str, recipe: list, dataset: Path, work: Path, np_: int = 1) -> tuple[list[str], float]:
-    """`dj-process` (default executor) end to end; returns the exported texts and the wall time."""
+def run_dj_process(name: str, recipe: list, dataset: Path, work: Path, np_: int = 1) -> tuple[list[str], float, float]:
+    """`dj-process` (default executor) end to end; returns the exported texts, the wall time of the command
+    and the time its executor reports (without interpreter start and config parsing)."""
     run_dir = work / f"dj_e2e_{name}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
@@ -140,9 +142,11 @@ def run_dj_process(name: str, recipe: list, dataset: Path, work: Path, np_: int 
     with open(run_dir / "dj-process.log", "w") as fh:
         proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=run_dir)
     seconds = time.perf_counter() - start
+    log = (run_dir / "dj-process.log").read_text(encoding="utf-8", errors="replace")
     if proc.returncode:
-        sys.exit(f"dj-process failed; see {run_dir / 'dj-process.log'}")
-    return read_texts(export) if export.exists() else [], seconds
+        sys.exit(f"dj-process failed; see {run_dir / 'dj-process.log'}:\n{log[-3000:]}")
+    inner = re.search(r"Running executor took ([\d.]+) seconds", log)
+    return read_texts(export) if export.exists() else [], seconds, float(inner.group(1)) if inner else seconds
 
 
 # --------------------------------------------------------------------------------------------------
@@ -231,13 +235,14 @@ def compare_op(dj_res: dict, inputs: list[str], n_examples: int) -> dict:
     name, params, kind = dj_res["name"], dj_res["params"], dj_res["kind"]
     op = steel_op(name, params)
     dj_errors = {int(k): v for k, v in dj_res["errors"].items()}
-    start = time.process_time()
+    start = time.perf_counter()
     row: dict = {"op": name, "kind": kind, "n": len(inputs), "dj_seconds": dj_res["seconds"], "dj_errors": len(dj_errors)}
     categories: dict[str, list] = defaultdict(list)
 
     if kind == "mapper":
         outs, errs = _per_doc(op.map_texts, inputs)
-        row["steel_seconds"] = time.process_time() - start
+        row["steel_seconds"] = time.perf_counter() - start
+        row["dj_changed"] = sum(1 for inp, dj in zip(inputs, dj_res["outputs"]) if dj is not None and dj != inp)
         agree = 0
         for i, (inp, dj, st) in enumerate(zip(inputs, dj_res["outputs"], outs)):
             if dj == st and i not in dj_errors and i not in errs:
@@ -254,7 +259,7 @@ def compare_op(dj_res: dict, inputs: list[str], n_examples: int) -> dict:
         from operators.doc import Doc
 
         values, errs = _per_doc(op.compute_stats, [Doc(t) for t in inputs])
-        row["steel_seconds"] = time.process_time() - start
+        row["steel_seconds"] = time.perf_counter() - start
         agree = keep_agree = stat_agree = 0
         for i, (inp, dj_stat, dj_keep, st) in enumerate(zip(inputs, dj_res["stats"], dj_res["keep"], values)):
             if i in dj_errors or i in errs:
@@ -271,10 +276,10 @@ def compare_op(dj_res: dict, inputs: list[str], n_examples: int) -> dict:
             key = ("keep differs" if st_keep != dj_keep else "same decision, stat differs")
             categories[key].append({"doc": i, "input": _clip(inp, 0, 160), "dj": f"{dj_stat!r} keep={dj_keep}",
                                     "steel": f"{st!r} keep={st_keep}"})
-        row.update(keep_agree=keep_agree, stat_agree=stat_agree)
+        row.update(keep_agree=keep_agree, stat_agree=stat_agree, dj_dropped=dj_res["keep"].count(False))
     else:
         hashes, errs = _per_doc(op.fingerprints, inputs)
-        row["steel_seconds"] = time.process_time() - start
+        row["steel_seconds"] = time.perf_counter() - start
         agree = 0
         for i, (inp, dj_h, st_h) in enumerate(zip(inputs, dj_res["hashes"], hashes)):
             if dj_h is not None and st_h is not None and int(dj_h) == st_h:
@@ -330,7 +335,7 @@ def op_inputs(dj_run: dict, texts: list[str]) -> list[list[str]]:
 # --------------------------------------------------------------------------------------------------
 # End to end
 # --------------------------------------------------------------------------------------------------
-def run_steel_e2e(name: str, recipe: list, dataset: Path, work: Path) -> tuple[list[str], float, str]:
+def run_steel_e2e(name: str, recipe: list, dataset: Path, work: Path) -> tuple[list[str], float, float, str]:
     """Steel end to end: `steel run` (one worker, like np=1) when the CLI exists and succeeds, otherwise
     Steel's ops composed here (mappers in order, filters AND-ed, steel_data.dedup on the survivors)."""
     steel_cli = Path(sys.executable).with_name("steel")
@@ -348,12 +353,13 @@ def run_steel_e2e(name: str, recipe: list, dataset: Path, work: Path) -> tuple[l
             texts = []
             for part in sorted((out_dir / "data").glob("part-*")):
                 texts += read_texts(part)
-            return texts, seconds, "steel run --workers 1"
+            inner = re.search(r" in ([\d.]+) s \(", proc.stdout)
+            return texts, seconds, float(inner.group(1)) if inner else seconds, "steel run --workers 1"
         print(f"[steel] `steel run` failed (rc {proc.returncode}), composing ops instead:\n{proc.stderr[-1500:]}")
     return compose_steel(recipe, read_texts(dataset))
 
 
-def compose_steel(recipe: list, texts: list[str]) -> tuple[list[str], float, str]:
+def compose_steel(recipe: list, texts: list[str]) -> tuple[list[str], float, float, str]:
     from operators.base import Deduplicator, Filter, Mapper
     from operators.doc import Doc
 
@@ -371,7 +377,8 @@ def compose_steel(recipe: list, texts: list[str]) -> tuple[list[str], float, str
     if dedup is not None:
         keep = set(steel_dedup_survivors(dedup.fingerprints(texts), None, dedup.params.model_dump()))
         texts = [t for i, t in enumerate(texts) if i in keep]
-    return texts, time.perf_counter() - start, "operators composed in bench/parity.py"
+    seconds = time.perf_counter() - start
+    return texts, seconds, seconds, "operators composed in bench/parity.py"
 
 
 def compare_e2e(dj_out: list[str], steel_out: list[str], n_examples: int) -> dict:
@@ -391,9 +398,13 @@ def compare_e2e(dj_out: list[str], steel_out: list[str], n_examples: int) -> dic
 # --------------------------------------------------------------------------------------------------
 def print_op_table(recipe_name: str, mode: str, rows: list[dict]) -> None:
     print(f"\n=== {recipe_name} recipe, op by op ({mode} mode) ===")
-    print(f"{'op':<34} {'docs':>6} {'agree':>6} {'%':>8}  {'keep=':>6} {'DJ s':>7} {'Steel s':>7}  notes")
+    print("(changed: documents Data-Juicer's mapper changed; dropped: documents its filter dropped; keep=: same"
+          " keep decision; seconds are wall time of the op alone)")
+    print(f"{'op':<34} {'docs':>6} {'agree':>6} {'%':>8}  {'keep=':>6} {'changed':>7} {'dropped':>7}"
+          f" {'DJ s':>6} {'Steel s':>7}  notes")
     for r in rows:
         keep = str(r.get("keep_agree", "")) if r["kind"] == "filter" else ""
+        changed, dropped = r.get("dj_changed", ""), r.get("dj_dropped", "")
         notes = []
         if r["dj_errors"]:
             notes.append(f"{r['dj_errors']} DJ errors")
@@ -401,8 +412,8 @@ def print_op_table(recipe_name: str, mode: str, rows: list[dict]) -> None:
             d = r["dedup"]
             notes.append(f"survivors DJ {d['dj_survivors']} / Steel {d['steel_survivors']} of {d['input_docs']}"
                          f" ({'equal' if d['equal'] else 'DIFFER'}); {d['zero_hash_docs_dj']} docs hash 0")
-        print(f"{r['op']:<34} {r['n']:>6} {r['agree']:>6} {r['pct']:>7.3f}%  {keep:>6} {r['dj_seconds']:>7.2f}"
-              f" {r['steel_seconds']:>7.2f}  {'; '.join(notes)}")
+        print(f"{r['op']:<34} {r['n']:>6} {r['agree']:>6} {r['pct']:>7.3f}%  {keep:>6} {changed:>7} {dropped:>7}"
+              f" {r['dj_seconds']:>6.2f} {r['steel_seconds']:>7.2f}  {'; '.join(notes)}")
     for r in rows:
         for cat in r["categories"]:
             print(f"\n  [{r['op']}] {cat['category']}  x{cat['count']}")
@@ -419,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=["chain", "raw", "both"], default="chain", help="op-by-op input (see above)")
     ap.add_argument("--extra", action="store_true", help="add the other real corpora under shared/corpus")
     ap.add_argument("--extra-limit", type=int, default=500, help="documents per extra corpus file")
+    ap.add_argument("--extra-chars", type=int, default=2_000_000, help="about this many characters per extra file")
+    ap.add_argument("--cases", action="store_true", help="also compare on bench/corpus.py's hand-written edge cases")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N documents of each input")
     ap.add_argument("--examples", type=int, default=3, help="examples per disagreement category")
     ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end runs")
@@ -428,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ensure_dj_venv()
     args.work.mkdir(parents=True, exist_ok=True)
-    inputs = build_inputs(args.work, extra=args.extra, extra_limit=args.extra_limit)
+    inputs = build_inputs(args.work, extra=args.extra, extra_limit=args.extra_limit, extra_chars=args.extra_chars)
     results: dict = {"recipes": {}, "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
     modes = ["chain", "raw"] if args.mode == "both" else [args.mode]
 
@@ -451,22 +464,31 @@ def main(argv: list[str] | None = None) -> int:
             out["ops"][mode] = rows
             print_op_table(recipe_name, mode, rows)
         if not args.no_e2e:
-            dj_texts, dj_s = run_dj_process(recipe_name, recipe, dataset, args.work)
-            st_texts, st_s, how = run_steel_e2e(recipe_name, recipe, dataset, args.work)
+            dj_texts, dj_s, dj_inner = run_dj_process(recipe_name, recipe, dataset, args.work)
+            st_texts, st_s, st_inner, how = run_steel_e2e(recipe_name, recipe, dataset, args.work)
             cmp = compare_e2e(dj_texts, st_texts, args.examples)
-            cmp.update(dj_seconds=dj_s, steel_seconds=st_s, steel_how=how,
+            cmp.update(dj_seconds=dj_s, steel_seconds=st_s, dj_executor_seconds=dj_inner,
+                       steel_executor_seconds=st_inner, steel_how=how,
                        dj_docs_per_s=len(texts) / dj_s, steel_docs_per_s=len(texts) / st_s)
             out["e2e"] = cmp
             print(f"\n=== {recipe_name} recipe, end to end ===")
             print(f"{'':<28} {'Data-Juicer (dj-process, np=1)':>32} {'Steel (' + how + ')':>40}")
             print(f"{'output docs':<28} {cmp['dj_docs']:>32} {cmp['steel_docs']:>40}")
-            print(f"{'wall seconds':<28} {dj_s:>32.1f} {st_s:>40.1f}")
-            print(f"{'input docs/s':<28} {cmp['dj_docs_per_s']:>32.0f} {cmp['steel_docs_per_s']:>40.0f}")
+            print(f"{'wall seconds (command)':<28} {dj_s:>32.1f} {st_s:>40.1f}")
+            print(f"{'input docs/s (command)':<28} {cmp['dj_docs_per_s']:>32.0f} {cmp['steel_docs_per_s']:>40.0f}")
+            print(f"{'executor seconds':<28} {dj_inner:>32.1f} {st_inner:>40.1f}")
+            print(f"{'input docs/s (executor)':<28} {len(texts) / dj_inner:>32.0f} {len(texts) / st_inner:>40.0f}")
             print(f"same output sequence: {cmp['same_sequence']}; common {cmp['common']}, "
                   f"only DJ {cmp['only_dj']}, only Steel {cmp['only_steel']}")
             for key in ("examples_only_dj", "examples_only_steel"):
                 for ex in cmp[key]:
                     print(f"  {key[9:]}: {ex}")
+        if args.cases:
+            cases = write_edge_cases(args.work)
+            dj_run = run_dj_ops(recipe, cases, "raw", args.work)
+            rows = [compare_op(res, inp, args.examples) for res, inp in zip(dj_run["ops"], op_inputs(dj_run, read_texts(cases)))]
+            out["ops"]["edge_cases"] = rows
+            print_op_table(recipe_name, "edge cases, raw", rows)
         results["recipes"][recipe_name] = out
 
     if args.json:

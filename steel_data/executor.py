@@ -129,24 +129,29 @@ class LocalExecutor:
         total_records = sum(s.stop - s.start for s in specs)
         self.progress("start", {"shards": len(specs), "todo": len(todo), "records": total_records,
                                 "done_records": sum(s.stop - s.start for s in specs if s not in todo)})
-        workers = self.config.workers or os.cpu_count() or 1
-        if workers == 1 or len(todo) <= 1:
-            for spec in todo:
-                self._report(process_shard(self.config, spec))
-        else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("fork")) as pool:
-                futures = [pool.submit(process_shard, self.config, spec) for spec in todo]
-                for fut in as_completed(futures):
-                    self._report(fut.result())
+        self.map_shards(todo)
         stats = self._finish(specs)
         seconds = time.perf_counter() - start
         stats["wall_seconds"] = round(seconds, 3)
         sio.write_json_atomic(self.out / "stats.json", stats)
         self.progress("done", stats)
         return RunResult(outdir=self.out, stats=stats, seconds=seconds, shards_done_before=done_before)
+
+    def map_shards(self, todo: list[ShardSpec]) -> None:
+        """Run `process_shard` for every unfinished shard; report each as it completes. Executors for
+        other back-ends (Ray) override only this step: planning, resume and the global stages are shared."""
+        workers = self.config.workers or os.cpu_count() or 1
+        if workers == 1 or len(todo) <= 1:
+            for spec in todo:
+                self._report(process_shard(self.config, spec))
+            return
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("fork")) as pool:
+            futures = [pool.submit(process_shard, self.config, spec) for spec in todo]
+            for fut in as_completed(futures):
+                self._report(fut.result())
 
     def _report(self, shard_stats: dict) -> None:
         self.progress("shard", shard_stats)
