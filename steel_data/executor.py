@@ -204,6 +204,7 @@ class LocalExecutor:
             res = deduplicate(fp, p.num_blocks, p.hamming_distance)
             drop_orders = order[~res.keep]
             sio.write_bytes_atomic(drop_path, _npy_bytes(drop_orders))
+            examples = self._cluster_examples(order, fp, res.cluster_of)
             zero_docs = int((fp == 0).sum())
             summary = {
                 "fingerprints": int(len(fp)),
@@ -216,6 +217,7 @@ class LocalExecutor:
                 "cluster_sizes": _size_histogram(res.cluster_sizes),
                 "zero_fingerprint_docs": zero_docs,
                 "empty_fingerprint_docs": book.extra.get("empty_fingerprints", 0),
+                "cluster_examples": examples,
                 "seconds": time.process_time() - start,
             }
             sio.write_json_atomic(result_path, summary)
@@ -243,6 +245,30 @@ class LocalExecutor:
                 "empty_share": empty / n,
             })
         return {"drop_orders": set(drop_orders.tolist()), "summary": summary, "audits": audits}
+
+    def _cluster_examples(self, order, fp, cluster_of, clusters: int = 10, members: int = 5) -> list[dict]:
+        """The largest duplicate clusters with their first members (id, SimHash, text excerpt), in input order."""
+        if len(order) == 0:
+            return []
+        labels, first, sizes = np.unique(cluster_of, return_index=True, return_counts=True)
+        big = np.argsort(-sizes, kind="stable")[:clusters]
+        big = [b for b in big if sizes[b] > 1]
+        wanted: dict[int, tuple[int, int]] = {}  # order -> (cluster rank, simhash)
+        for rank, b in enumerate(big):
+            for pos in np.nonzero(cluster_of == labels[b])[0][:members]:
+                wanted[int(order[pos])] = (rank, int(fp[pos]))
+        found: dict[int, dict] = {}
+        for index in sorted({o >> 32 for o in wanted}):  # the shard index is the order's high half
+            t = pq.read_table(self.work / "shards" / f"{index:05d}.parquet",
+                              columns=[ORDER, "id", self.config.recipe.text_key])
+            for o, doc_id, text in zip(*(t.column(c).to_pylist() for c in t.column_names)):
+                if o in wanted:
+                    found[o] = {"id": doc_id, "simhash": f"{wanted[o][1]:016x}", "text": text[:300]}
+        out = []
+        for rank, b in enumerate(big):
+            docs = [found[o] for o in sorted(o for o, (r, _) in wanted.items() if r == rank) if o in found]
+            out.append({"size": int(sizes[b]), "members": docs})
+        return out
 
     def _final_part(self, spec: ShardSpec, drop_orders: set[int] | None) -> int:
         marker = self.work / "final" / f"{spec.index:05d}.done"

@@ -68,6 +68,9 @@ def test_accounting_adds_up(reference):
     for a, b in zip(seq, seq[1:]):
         assert a["docs_out"] == b["docs_in"]
     assert stats["dedup"]["duplicates_dropped"] == ops["document_simhash_deduplicator"]["dropped"] > 0
+    examples = stats["dedup"]["cluster_examples"]
+    assert examples and examples[0]["size"] == stats["dedup"]["largest_cluster"]
+    assert all(len({m["simhash"] for m in c["members"]}) >= 1 and len(c["members"]) >= 2 for c in examples)
 
 
 def test_quarantine_and_dropped_samples_are_written(reference):
