@@ -35,6 +35,10 @@ def _json_lines(path: Path) -> Iterator[dict]:
                 yield json.loads(line)
 
 
+def _parquet_rows(path: Path) -> Iterator[dict]:
+    return iter(pq.read_table(path).to_pylist())
+
+
 def _baike(rec: dict) -> str:
     sections = [_join(s.get("title"), s.get("content")) for s in rec.get("sections") or [] if isinstance(s, dict)]
     return _join(rec.get("title"), rec.get("summary"), *sections)
@@ -47,12 +51,12 @@ TEXT_SOURCES = [
     ("wiki_cn_*.json", lambda p: iter(json.loads(Path(p).read_text(encoding="utf-8"))), lambda r: r.get("completion")),
     ("baidu_baike_*.json", _json_lines, _baike),
     ("baidu_QA_*.json", _json_lines, lambda r: _join(r.get("title"), r.get("desc"), r.get("answer"))),
-    ("zhihu_*.parquet", lambda p: iter(pq.read_table(p).to_pylist()), lambda r: _join(r.get("INSTRUCTION"), r.get("RESPONSE"))),
+    ("zhihu_*.parquet", _parquet_rows, lambda r: _join(r.get("INSTRUCTION"), r.get("RESPONSE"))),
     ("BELLE_*.json", _json_lines, lambda r: _join(r.get("instruction"), r.get("input"), r.get("output"))),
     ("firefly_*.jsonl", _json_lines, lambda r: _join(r.get("input"), r.get("target"))),
 ]
 CODE_SOURCES = [
-    ("starcode_*.parquet", lambda p: iter(pq.read_table(p, columns=["content"]).to_pylist()), lambda r: r.get("content")),
+    ("starcode_*.parquet", _parquet_rows, lambda r: r.get("content")),
 ]
 #: --extra: the other real corpora (already `{"text": ...}` JSONL.gz), capped per file to keep runs short.
 EXTRA_TEXT_GLOBS = ["zh/*.jsonl.gz", "en/*.jsonl.gz", "html/*.jsonl.gz"]

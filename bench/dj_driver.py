@@ -17,9 +17,17 @@ point that every install path goes through, `LazyLoader._install_package`, with 
 
 from __future__ import annotations
 
-import json
+import os
 import sys
-import time
+
+# bench/ holds scripts named like standard-library modules (tokenize.py); `python bench/dj_driver.py` puts
+# it first on sys.path, where it would shadow them inside Data-Juicer's imports. This script needs none of
+# its neighbours.
+if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
+
+import json  # noqa: E402
+import time  # noqa: E402
 
 
 def forbid_auto_install() -> None:

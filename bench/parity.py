@@ -23,6 +23,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import re
@@ -37,8 +38,12 @@ import yaml
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-sys.path.insert(0, str(BENCH))
+# bench/ holds scripts named like standard-library modules (tokenize.py): keep it off the front of sys.path
+# (where `python bench/parity.py` puts it) and search it last, only for the helper modules below.
+if sys.path and Path(sys.path[0] or ".").resolve() == BENCH:
+    sys.path.pop(0)
 sys.path.insert(0, str(REPO))
+sys.path.append(str(BENCH))
 
 from corpus import build_inputs, read_texts, write_edge_cases  # noqa: E402
 from dj_env import CACHE, dj_python, ensure_dj_venv  # noqa: E402
@@ -216,18 +221,39 @@ def input_window(inp: str, out: str, pos: int, context: int = 40) -> str:
     return _clip(inp, max(0, p - context), p + context * 2)
 
 
+def _char_class(c: str) -> str:
+    if "\u4e00" <= c <= "\u9fff" or "\u3400" <= c <= "\u4dbf":
+        return "CJK"
+    if c.isspace():
+        return "space"
+    if c.isdigit():
+        return "digit"
+    if c.isalpha():
+        return "letter"
+    return "punct/symbol"
+
+
+def first_hunk(dj: str, st: str, window: int = 300) -> tuple[str, str]:
+    """The first differing stretch of the two texts: what DJ has there and what Steel has instead
+    (difflib on a window from the first differing position, so later, unrelated differences in the same
+    document do not blur the key)."""
+    pos = next((i for i, (x, y) in enumerate(zip(dj, st)) if x != y), min(len(dj), len(st)))
+    a, b = dj[pos : pos + window], st[pos : pos + window]
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag != "equal":
+            return a[i1:i2], b[j1:j2]
+    return a, b
+
+
 def mapper_category(dj: str, st: str) -> str:
-    """A short key for a text disagreement: what DJ has vs what Steel has once the common prefix and
-    suffix are removed (so e.g. every `搧`/`扇` case falls in one group)."""
-    i = 0
-    while i < min(len(dj), len(st)) and dj[i] == st[i]:
-        i += 1
-    j = 0
-    while j < min(len(dj), len(st)) - i and dj[-1 - j] == st[-1 - j]:
-        j += 1
-    a, b = dj[i : len(dj) - j], st[i : len(st) - j]
-    short = lambda s: repr(s[:12] + ("…" if len(s) > 12 else ""))  # noqa: E731
-    return f"DJ {short(a)} / Steel {short(b)}"
+    """A key grouping text disagreements by their first differing stretch. Short stretches are the key
+    themselves (every `搧`/`扇` case is one group); longer ones are described by their character classes
+    (a URL that only DJ kept is `DJ letter+punct/symbol / Steel nothing`)."""
+    a, b = first_hunk(dj, st)
+    if len(a) <= 4 and len(b) <= 4:
+        return f"DJ {a!r} / Steel {b!r}"
+    sig = lambda s: "+".join(sorted({_char_class(c) for c in s})) or "nothing"  # noqa: E731
+    return f"DJ {sig(a)} / Steel {sig(b)}"
 
 
 def compare_op(dj_res: dict, inputs: list[str], n_examples: int) -> dict:
@@ -236,7 +262,8 @@ def compare_op(dj_res: dict, inputs: list[str], n_examples: int) -> dict:
     op = steel_op(name, params)
     dj_errors = {int(k): v for k, v in dj_res["errors"].items()}
     start = time.perf_counter()
-    row: dict = {"op": name, "kind": kind, "n": len(inputs), "dj_seconds": dj_res["seconds"], "dj_errors": len(dj_errors)}
+    row: dict = {"op": name, "kind": kind, "n": len(inputs), "dj_seconds": dj_res["seconds"],
+                 "dj_errors": len(dj_errors)}
     categories: dict[str, list] = defaultdict(list)
 
     if kind == "mapper":
@@ -486,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cases:
             cases = write_edge_cases(args.work)
             dj_run = run_dj_ops(recipe, cases, "raw", args.work)
-            rows = [compare_op(res, inp, args.examples) for res, inp in zip(dj_run["ops"], op_inputs(dj_run, read_texts(cases)))]
+            case_inputs = op_inputs(dj_run, read_texts(cases))
+            rows = [compare_op(res, inp, args.examples) for res, inp in zip(dj_run["ops"], case_inputs)]
             out["ops"]["edge_cases"] = rows
             print_op_table(recipe_name, "edge cases, raw", rows)
         results["recipes"][recipe_name] = out

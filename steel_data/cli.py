@@ -80,15 +80,59 @@ def cmd_ops(args) -> int:
 def cmd_stats(args) -> int:
     from steel_data.report import stats_table
 
-    path = Path(args.outdir) / "stats.json"
-    if not path.exists():
-        print(f"error: {path} not found (has the job finished?)", file=sys.stderr)
+    if args.job:  # a job on a Steel server
+        from steel_data.cli_api import stats_of_job
+
+        stats = stats_of_job(args)
+        if stats is None:
+            return 2
+    elif args.outdir is None:
+        print("error: give an output folder or --job ID", file=sys.stderr)
         return 2
-    stats = json.loads(path.read_text())
+    else:
+        path = Path(args.outdir) / "stats.json"
+        if not path.exists():
+            print(f"error: {path} not found (has the job finished?)", file=sys.stderr)
+            return 2
+        stats = json.loads(path.read_text())
     if args.json:
         print(json.dumps(stats, indent=2, ensure_ascii=False))
     else:
         print(stats_table(stats))
+    return 0
+
+
+def cmd_tokenize(args) -> int:
+    from steel_data.readers import InputError
+    from steel_data.tokenize import JobMismatch, TokenizeConfig, TokenizerError, reset_output, tokenize
+
+    out = Path(args.output)
+    if args.overwrite:
+        reset_output(out)
+    config = TokenizeConfig(inputs=args.input, output=out, weights=args.weights, tokenizer=args.tokenizer,
+                            seq_len=args.seq_len, text_key=args.text_key, workers=args.workers,
+                            shard_bytes=int(args.shard_mb * (1 << 20)), total_tokens=args.total_tokens)
+    show = not args.no_progress and sys.stderr.isatty()
+
+    def progress(event: str, data: dict) -> None:
+        if show and event == "shard":
+            print(f"  {data['name']} ({data['source']}): {data['docs']} docs, {data['tokens']} tokens",
+                  file=sys.stderr)
+
+    try:
+        result = tokenize(config, progress)
+    except (InputError, TokenizerError, JobMismatch) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    m = result.manifest
+    mb = sum(s.text_bytes for s in m.sources) / 1e6
+    print(f"{m.docs} docs, {mb:.1f} MB of text -> {m.tokens} tokens in {len(m.shards)} shards "
+          f"in {result.seconds:.1f} s ({mb / max(result.seconds, 1e-9):.2f} MB/s, "
+          f"{m.tokens / max(result.seconds, 1e-9):.0f} tokens/s)")
+    for s in m.sources:
+        print(f"  {s.name}: {s.tokens} tokens, {s.windows} windows, weight {s.weight:.3f}, "
+              f"{s.epoch_windows} per epoch (x{s.ratio:.3f})")
+    print(f"{m.epoch_windows} samples of {m.window} tokens per epoch; manifest: {out / 'manifest.json'}")
     return 0
 
 
@@ -114,10 +158,33 @@ def build_parser() -> argparse.ArgumentParser:
     ops = sub.add_parser("ops", help="list operators")
     ops.add_argument("--json", action="store_true")
     ops.set_defaults(func=cmd_ops)
-    st = sub.add_parser("stats", help="per-op table of a finished run")
-    st.add_argument("outdir")
+    st = sub.add_parser("stats", help="per-op table of a finished run (a folder, or --job ID on a server)")
+    st.add_argument("outdir", nargs="?", default=None)
     st.add_argument("--json", action="store_true")
+    st.add_argument("--job", default=None, help="a job on a Steel server ($STEEL_API_URL, $STEEL_API_TOKEN)")
+    st.add_argument("--url", default=None, help="with --job: the server's URL")
+    st.add_argument("--token", default=None, help="with --job: bearer token")
     st.set_defaults(func=cmd_stats)
+    tok = sub.add_parser("tokenize", help="tokenize cleaned data into Megatron-format token shards")
+    tok.add_argument("-i", "--input", nargs="+", required=True, metavar="[NAME=]PATH",
+                     help="cleaned data, one source each: a `steel run` output folder, a folder, file or glob")
+    tok.add_argument("-o", "--output", required=True, help="shard folder")
+    tok.add_argument("--weights", nargs="+", type=float, default=None, metavar="W",
+                     help="mixture: one weight per input, share of the tokens (e.g. 67 21.8 11.3)")
+    tok.add_argument("--total-tokens", type=int, default=None, help="tokens per epoch of the mixture "
+                     "(default: all complete windows)")
+    tok.add_argument("--tokenizer", default="qwen", help="qwen (default), qwen-hf, a tokenizer.json, "
+                     "a tiktoken rank file, a folder, or a Hugging Face hub id")
+    tok.add_argument("--seq-len", type=int, default=2048, help="samples are windows of seq_len + 1 tokens")
+    tok.add_argument("--text-key", default="text", help="text column")
+    tok.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
+    tok.add_argument("--shard-mb", type=float, default=64, help="text per shard, MiB (unit of work and resume)")
+    tok.add_argument("--overwrite", action="store_true", help="discard previous shards in OUTPUT")
+    tok.add_argument("--no-progress", action="store_true")
+    tok.set_defaults(func=cmd_tokenize)
+    from steel_data.cli_api import add_commands  # serve, submit, status, cancel (the HTTP service)
+
+    add_commands(sub)
     return parser
 
 

@@ -134,6 +134,9 @@ class LocalExecutor:
         seconds = time.perf_counter() - start
         stats["wall_seconds"] = round(seconds, 3)
         sio.write_json_atomic(self.out / "stats.json", stats)
+        if self.config.recipe.tokenize is not None:  # the recipe's optional last stage: token shards
+            stats["tokenize"] = self._tokenize()
+            sio.write_json_atomic(self.out / "stats.json", stats)
         self.progress("done", stats)
         return RunResult(outdir=self.out, stats=stats, seconds=seconds, shards_done_before=done_before)
 
@@ -153,6 +156,14 @@ class LocalExecutor:
             for fut in as_completed(futures):
                 self._report(fut.result())
 
+    def _tokenize(self) -> dict:
+        from steel_data.tokenize import run_stage
+
+        res = run_stage(self.config.recipe.tokenize, self.out, self.config.recipe.text_key, self.config.workers)
+        m = res.manifest
+        return {"output": str(res.output), "shards": len(m.shards), "docs": m.docs, "tokens": m.tokens,
+                "windows": m.windows, "seconds": round(res.seconds, 3)}
+
     def _report(self, shard_stats: dict) -> None:
         self.progress("shard", shard_stats)
 
@@ -171,10 +182,7 @@ class LocalExecutor:
         if dedup is not None:
             dedup_info = self._dedup_stage(specs, merged.ops[labels[-1]])
         drop_orders = dedup_info["drop_orders"] if dedup_info else None
-        output_docs = 0
-        for spec in specs:
-            output_docs += self._final_part(spec, drop_orders)
-        merged.output_docs = output_docs
+        merged.output_docs = self.final_parts(specs, drop_orders)
         self._write_samples(merged)
         out = merged.to_json(with_sketch=False)
         out["recipe"] = cfg.recipe.name
@@ -190,36 +198,9 @@ class LocalExecutor:
         result_path = self.work / "dedup.json"
         drop_path = self.work / "dedup_drop.npy"
         if not done.exists():
-            start = time.process_time()
-            orders, fps = [], []
-            for spec in specs:
-                t = pq.read_table(self.work / "shards" / f"{spec.index:05d}.parquet", columns=[ORDER, SIMHASH])
-                orders.append(t.column(ORDER).to_numpy())
-                fps.append(t.column(SIMHASH).to_numpy())
-            order = np.concatenate(orders) if orders else np.empty(0, np.int64)
-            fp = np.concatenate(fps).astype(np.uint64) if fps else np.empty(0, np.uint64)
-            sort = np.argsort(order, kind="stable")
-            order, fp = order[sort], fp[sort]
-            p = self.config.recipe.dedup.params
-            res = deduplicate(fp, p.num_blocks, p.hamming_distance)
-            drop_orders = order[~res.keep]
-            sio.write_bytes_atomic(drop_path, _npy_bytes(drop_orders))
-            examples = self._cluster_examples(order, fp, res.cluster_of)
-            zero_docs = int((fp == 0).sum())
-            summary = {
-                "fingerprints": int(len(fp)),
-                "unique_fingerprints": res.unique_values,
-                "near_duplicate_pairs": res.pairs,
-                "clusters": res.clusters,
-                "documents_in_clusters": int(res.cluster_sizes.sum()),
-                "duplicates_dropped": int(len(drop_orders)),
-                "largest_cluster": int(res.cluster_sizes.max()) if len(res.cluster_sizes) else 0,
-                "cluster_sizes": _size_histogram(res.cluster_sizes),
-                "zero_fingerprint_docs": zero_docs,
-                "empty_fingerprint_docs": book.extra.get("empty_fingerprints", 0),
-                "cluster_examples": examples,
-                "seconds": time.process_time() - start,
-            }
+            drop_orders, summary = self.find_duplicates(specs)
+            summary["empty_fingerprint_docs"] = book.extra.get("empty_fingerprints", 0)
+            sio.write_bytes_atomic(drop_path, _npy_bytes(np.sort(drop_orders)))
             sio.write_json_atomic(result_path, summary)
             done.touch()
         summary = sio.read_json(result_path)
@@ -244,7 +225,34 @@ class LocalExecutor:
                 ),
                 "empty_share": empty / n,
             })
-        return {"drop_orders": set(drop_orders.tolist()), "summary": summary, "audits": audits}
+        return {"drop_orders": drop_orders, "summary": summary, "audits": audits}
+
+    def find_duplicates(self, specs: list[ShardSpec]) -> tuple[np.ndarray, dict]:
+        """The global SimHash stage over the shards' fingerprints: the input orders of the documents to
+        drop, and the summary (see `dedup_summary`). This one holds every fingerprint in one process; the
+        Ray executor overrides it with a partitioned, distributed stage that gives the same result."""
+        start = time.process_time()
+        orders, fps = [], []
+        for spec in specs:
+            t = pq.read_table(self.work / "shards" / f"{spec.index:05d}.parquet", columns=[ORDER, SIMHASH])
+            orders.append(t.column(ORDER).to_numpy())
+            fps.append(t.column(SIMHASH).to_numpy())
+        order = np.concatenate(orders) if orders else np.empty(0, np.int64)
+        fp = np.concatenate(fps).astype(np.uint64) if fps else np.empty(0, np.uint64)
+        sort = np.argsort(order, kind="stable")
+        order, fp = order[sort], fp[sort]
+        p = self.config.recipe.dedup.params
+        res = deduplicate(fp, p.num_blocks, p.hamming_distance)
+        drop_orders = order[~res.keep]
+        return drop_orders, dedup_summary(
+            fingerprints=len(fp), unique=res.unique_values, pairs=res.pairs, cluster_sizes=res.cluster_sizes,
+            dropped=len(drop_orders), zero_docs=int((fp == 0).sum()),
+            examples=self._cluster_examples(order, fp, res.cluster_of), seconds=time.process_time() - start)
+
+    def final_parts(self, specs: list[ShardSpec], drop_orders: np.ndarray | None) -> int:
+        """Write each shard's final part (its documents less the dropped duplicates); documents written."""
+        drops = set(drop_orders.tolist()) if drop_orders is not None else None
+        return sum(self._final_part(spec, drops) for spec in specs)
 
     def _cluster_examples(self, order, fp, cluster_of, clusters: int = 10, members: int = 5) -> list[dict]:
         """The largest duplicate clusters with their first members (id, SimHash, text excerpt), in input order."""
@@ -257,6 +265,10 @@ class LocalExecutor:
         for rank, b in enumerate(big):
             for pos in np.nonzero(cluster_of == labels[b])[0][:members]:
                 wanted[int(order[pos])] = (rank, int(fp[pos]))
+        return self._describe_clusters([int(sizes[b]) for b in big], wanted)
+
+    def _describe_clusters(self, sizes: list[int], wanted: dict[int, tuple[int, int]]) -> list[dict]:
+        """`sizes[rank]` of each example cluster and `wanted`: member order -> (rank, SimHash)."""
         found: dict[int, dict] = {}
         for index in sorted({o >> 32 for o in wanted}):  # the shard index is the order's high half
             t = pq.read_table(self.work / "shards" / f"{index:05d}.parquet",
@@ -265,9 +277,9 @@ class LocalExecutor:
                 if o in wanted:
                     found[o] = {"id": doc_id, "simhash": f"{wanted[o][1]:016x}", "text": text[:300]}
         out = []
-        for rank, b in enumerate(big):
+        for rank, size in enumerate(sizes):
             docs = [found[o] for o in sorted(o for o, (r, _) in wanted.items() if r == rank) if o in found]
-            out.append({"size": int(sizes[b]), "members": docs})
+            out.append({"size": size, "members": docs})
         return out
 
     def _final_part(self, spec: ShardSpec, drop_orders: set[int] | None) -> int:
@@ -292,6 +304,25 @@ class LocalExecutor:
         for label, op in merged.ops.items():
             if op.dropped_sample:
                 sio.write_jsonl_atomic(dropped_dir / f"{label}.jsonl", op.dropped_sample)
+
+
+def dedup_summary(*, fingerprints: int, unique: int, pairs: int, cluster_sizes: np.ndarray, dropped: int,
+                  zero_docs: int, examples: list[dict], seconds: float) -> dict:
+    """The dedup summary of stats.json; both executors build it here, so they agree field by field."""
+    return {
+        "fingerprints": int(fingerprints),
+        "unique_fingerprints": int(unique),
+        "near_duplicate_pairs": int(pairs),
+        "clusters": int(len(cluster_sizes)),
+        "documents_in_clusters": int(cluster_sizes.sum()),
+        "duplicates_dropped": int(dropped),
+        "largest_cluster": int(cluster_sizes.max()) if len(cluster_sizes) else 0,
+        "cluster_sizes": _size_histogram(cluster_sizes),
+        "zero_fingerprint_docs": int(zero_docs),
+        "empty_fingerprint_docs": 0,  # set by the caller, from the shards' statistics
+        "cluster_examples": examples,
+        "seconds": seconds,
+    }
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:

@@ -21,7 +21,7 @@ _DJ_GLOBALS_IGNORED = {
     "add_suffix", "work_dir", "fusion_strategy", "adaptive_batch_size", "turbo", "save_stats_in_one_file",
     "export_type", "dataset", "auto", "auto_num", "hpo_config", "data_probe_algo", "data_probe_ratio",
 }
-_KNOWN_GLOBALS = {"project_name", "text_keys", "process"} | _DJ_GLOBALS_IGNORED
+_KNOWN_GLOBALS = {"project_name", "text_keys", "process", "tokenize"} | _DJ_GLOBALS_IGNORED
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Recipe:
     text_key: str
     ops: list[Op]
     source: dict[str, Any] = field(default_factory=dict)
+    tokenize: Any = None  # steel_data.tokenize.TokenizeStage: tokenize the cleaned output as a last stage
 
     @property
     def mappers_and_filters(self) -> list[Op]:
@@ -113,7 +114,22 @@ def load_recipe(
         except RecipeError as exc:
             raise RecipeError(f"{where}: process[{i}]: {exc}") from None
     _check_order(ops, where)
-    return Recipe(name=str(data.get("project_name", Path(where).stem)), text_key=text_key, ops=ops, source=data)
+    return Recipe(name=str(data.get("project_name", Path(where).stem)), text_key=text_key, ops=ops, source=data,
+                  tokenize=_tokenize_stage(data.get("tokenize"), where))
+
+
+def _tokenize_stage(spec: Any, where: str):
+    """`tokenize:` (Steel's extension): true, or a mapping of TokenizeStage's fields."""
+    if spec is None or spec is False:
+        return None
+    from steel_data.tokenize import TokenizerError, TokenizeStage
+
+    try:
+        stage = TokenizeStage.model_validate({} if spec is True else spec)
+        stage.check()
+    except (ValueError, TokenizerError) as exc:
+        raise RecipeError(f"{where}: tokenize: {exc}") from None
+    return stage
 
 
 def _check_order(ops: list[Op], where: str) -> None:

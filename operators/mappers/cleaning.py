@@ -137,13 +137,14 @@ class CleanHtmlMapper(Mapper):
     summary = "HTML to text with selectolax/lexbor; <li>/<ol> become '\\n*'."
 
     def setup(self) -> None:
-        from selectolax.lexbor import LexborHTMLParser
+        # html_to_text is exactly html_to_text_reference (list tags to "\n*", then selectolax/lexbor's text()),
+        # computed without the parser for documents with no `<` and no `&` (tests/operators/test_html_fast.py).
+        from operators.mappers.html_fast import html_to_text
 
-        self._parser = LexborHTMLParser
+        self._to_text = html_to_text
 
     def map_text(self, text: str) -> str:
-        text = text.replace("<li>", "\n*").replace("</li>", "").replace("<ol>", "\n*").replace("</ol>", "")
-        return self._parser(text).text()
+        return self._to_text(text)
 
 
 @register

@@ -20,8 +20,8 @@ when (1) changes nothing in `t`, `is_bad(t)` is false and `t` holds no character
 (normalisation is idempotent). Both rounds' conditions are decided exactly, per segment, with cheap scans:
 
 * every match of BADNESS_RE contains a character of `_GATE_CHARS` (a hitting set of its 37 alternatives that
-  leaves out what is common in Chinese and English text: curly quotes, dashes, ellipsis, middle dot, ×, ±, °,
-  Greek and Cyrillic lower case) and is at most `_MAX_BAD_LEN` characters long. So `is_bad` only needs a
+  leaves out what is common in Chinese and English text: curly quotes, dashes, ellipsis, middle dot, °, Greek
+  and Cyrillic lower case, full-width punctuation) and is at most `_MAX_BAD_LEN` characters long. So `is_bad` only needs a
   BADNESS_RE search in a small window around each gate character, of which most documents have none; and the
   search is skipped when the window has fewer than two characters of `_BAD_CLASS_CHARS` (all non-ASCII
   characters of BADNESS_RE) and no `_ONE_CHAR_BAD` character, as each alternative needs two such characters
@@ -52,7 +52,7 @@ _FORMS = (None, "NFC", "NFD", "NFKC", "NFKD")
 
 # A hitting set of BADNESS_RE: each alternative has a mandatory position whose character class lies wholly inside
 # it. Members: the C1 controls, the "bad" class (¤ ¦ ¨ ¬ ¯ ¸ ª º ƒ ˆ ˇ ˘ ˛ ˜ † ‡ ‰ ⌐ ◊ �), accented Latin
-# letters, currency (¢ £ ¥ ₧ €), the rarer numeric signs (¹²³¼½¾ ≈ ≠ ≤ ≥ √ ∞ ...), box drawing, ﬁ ﬂ, and the
+# letters, currency (¢ £ ¥ ₧ €), the numeric signs (± × ÷ µ ¹²³ ¼½¾ ≈ ≠ ≤ ≥ √ ∞ ...), box drawing, ﬁ ﬂ, and the
 # letters that the Windows-1251/1253/MacRoman alternatives start with.
 _GATE_CHARS = (
     "\x80-\x9f\xa2-\xa8\xaa\xac\xaf\xb1-\xb3\xb5\xb6\xb8-\xba\xbc-\xbe\xc0-\xd1\xd7-\xd9\xdc\xdd\xdf-\xf1"
@@ -138,7 +138,7 @@ _POST_RE = re.compile(f"[{_ACTED_ON}{_GATE_CHARS}]")
 
 # One pass over a text finds both what sends segments to the careful path and which map keys occur.
 _UNION_RE = re.compile(f"[{_GATE_CHARS}{_SPECIAL}{_class_of(_COMBINED)}]")
-_SUSPECT_SET = frozenset(chr(c) for c in range(0x110000) if _SUSPECT_RE.match(chr(c)))
+_SUSPECT_SET = frozenset(chr(c) for c in range(0x10000) if _SUSPECT_RE.match(chr(c)))  # all in the BMP
 _COMBINED_KEYS = frozenset(_COMBINED)
 # Map keys whose output holds a gate character or one that step (3) acts on (￠ ￡ ￢ ￤ ￥ ￨ Ǆ ǅ ǆ).
 _MAKES_POST = frozenset(key for key, out in _COMBINED.items() if _POST_RE.search(out))
@@ -319,6 +319,7 @@ def fix_text_fast(text: str, normalization: str | None = "NFC") -> str:
     """Exactly `ftfy.fix_text(text, normalization=normalization)`, with ftfy's other settings at their defaults."""
     if (
         not _ENABLED
+        or type(text) is not str
         or normalization not in _FORMS
         or (len(text) > _MAX_DECODE_LENGTH and _has_long_segment(text))
     ):

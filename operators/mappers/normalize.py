@@ -52,9 +52,11 @@ class FixUnicodeMapper(Mapper):
     Params = FixUnicodeParams
 
     def setup(self) -> None:
-        import ftfy
+        # Exactly ftfy.fix_text(text, normalization=form) (the reference, used for parity in
+        # tests/operators/test_ftfy_fast.py), with ftfy itself run only on the lines that need it.
+        from operators.mappers.ftfy_fast import fix_text_fast
 
-        self._fix = ftfy.fix_text
+        self._fix = fix_text_fast
         self._form = (self.params.normalization or "NFC").upper()
 
     def map_text(self, text: str) -> str:

@@ -1,0 +1,245 @@
+"""`steel tokenize` against the bare tokenizer library on the same text, 1 and 2 cores.
+
+    .venv/bin/python bench/tokenize.py [--per-file-mb 4] [--repeat 2] [--shard-mb 4]
+
+Input: the shared corpus's cleaned-text files (zh, en, code; not the raw HTML), up to --per-file-mb of text from
+each, written as `steel run` writes cleaned data (Parquet parts of 4096 documents) into three sources mixed with
+the paper's weights (zh 67, en 21.8, code 11.3).
+
+Bare library: Qwen's vocabulary in tiktoken, one call per document (`encode_ordinary`, and `encode_to_numpy`,
+the fastest call), in one process; on 2 cores, the same in 2 forked processes over halves of the documents
+(and tiktoken's own threaded `encode_ordinary_batch` for reference); `tokenizers` with the same vocabulary
+as tokenizer.json on a sample, for the tiktoken-vs-tokenizers ratio.
+Steel: the whole `steel tokenize` command (process start, reading Parquet, NFC, encoding, packing, writing and
+checksumming shards, manifest) with --workers 1 and 2; outputs of both must be byte-identical.
+
+Reports wall-clock MB/s (text bytes, UTF-8) and tokens/s, best of --repeat, and CPU seconds. The machine may be
+shared: CPU seconds per MB are the steadier figure for the 1-core comparison.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# This file is named tokenize.py and would shadow the standard library's `tokenize` (which `linecache` and
+# `logging` import) while its own folder is first on sys.path, as it is for `python bench/tokenize.py`.
+if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
+
+import argparse  # noqa: E402
+import gzip  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus"
+SOURCES = {"zh": ["zh/*.jsonl.gz"], "en": ["en/*.jsonl.gz"], "code": ["code/*.jsonl.gz"]}
+WEIGHTS = ["67", "21.8", "11.3"]
+
+
+def load_texts(per_file_bytes: int) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, globs in SOURCES.items():
+        docs: list[str] = []
+        for pattern in globs:
+            for path in sorted(CORPUS.glob(pattern)):
+                size = 0
+                with gzip.open(path, "rt", encoding="utf-8") as fh:
+                    for line in fh:
+                        text = json.loads(line)["text"]
+                        docs.append(text)
+                        size += len(text.encode())
+                        if size >= per_file_bytes:
+                            break
+        out[name] = docs
+    return out
+
+
+def write_cleaned(root: Path, texts: dict[str, list[str]]) -> list[str]:
+    inputs = []
+    for name, docs in texts.items():
+        data = root / name / "data"
+        data.mkdir(parents=True)
+        for k in range(0, len(docs), 4096):
+            part = docs[k:k + 4096]
+            pq.write_table(pa.table({"id": [f"{name}#{k + i}" for i in range(len(part))], "text": part}),
+                           data / f"part-{k // 4096:05d}.parquet", compression="zstd")
+        inputs.append(f"{name}={data}")
+    return inputs
+
+
+def cpu_self() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def cpu_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+# -- bare library ---------------------------------------------------------------------------------------
+_DOCS: list[str] = []
+
+
+def _encoding():
+    from steel_data.tokenize import get_tokenizer
+
+    return get_tokenizer("qwen")._encoding  # the tiktoken.Encoding itself
+
+
+def _bare_ordinary(lo_hi) -> int:
+    enc = _encoding()
+    return sum(len(enc.encode_ordinary(t)) for t in _DOCS[lo_hi[0]:lo_hi[1]])
+
+
+def _bare_numpy(lo_hi) -> int:
+    enc = _encoding()
+    empty: frozenset = frozenset()
+    return sum(len(enc.encode_to_numpy(t, allowed_special=empty, disallowed_special=()))
+               for t in _DOCS[lo_hi[0]:lo_hi[1]])
+
+
+def bare(fn, cores: int) -> tuple[float, float, int]:
+    """(wall, cpu, tokens) of encoding all documents with `cores` processes."""
+    n = len(_DOCS)
+    c0, cc0, t0 = cpu_self(), cpu_children(), time.perf_counter()
+    if cores == 1:
+        tokens = fn((0, n))
+    else:
+        import multiprocessing as mp
+
+        # interleaved halves would split big documents unevenly; contiguous chunks, many per worker
+        step = max(1, n // (cores * 16))
+        chunks = [(i, min(i + step, n)) for i in range(0, n, step)]
+        with ProcessPoolExecutor(cores, mp_context=mp.get_context("fork")) as pool:
+            tokens = sum(pool.map(fn, chunks))
+    wall = time.perf_counter() - t0
+    return wall, (cpu_self() - c0) + (cpu_children() - cc0), tokens
+
+
+def bare_threads(cores: int) -> tuple[float, float, int]:
+    enc = _encoding()
+    c0, t0 = cpu_self(), time.perf_counter()
+    tokens = sum(map(len, enc.encode_ordinary_batch(_DOCS, num_threads=cores)))
+    return time.perf_counter() - t0, cpu_self() - c0, tokens
+
+
+def bare_hf(sample_bytes: int) -> tuple[float, int]:
+    """MB/s of `tokenizers` (Qwen's tokenizer.json) vs tiktoken on the same sample, one core."""
+    from steel_data.tokenize import get_tokenizer
+
+    sample, size = [], 0
+    for t in _DOCS[::7]:
+        sample.append(t)
+        size += len(t.encode())
+        if size >= sample_bytes:
+            break
+    hf = get_tokenizer("qwen-hf")._tok
+    enc = _encoding()
+    t0 = time.perf_counter()
+    for t in sample:
+        hf.encode(t, add_special_tokens=False)
+    t_hf = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for t in sample:
+        enc.encode_ordinary(t)
+    t_tt = time.perf_counter() - t0
+    return size / 1e6 / t_hf, size / 1e6 / t_tt
+
+
+# -- steel tokenize ---------------------------------------------------------------------------------------
+def steel(inputs: list[str], out: Path, workers: int, shard_mb: float) -> tuple[float, float, dict]:
+    if out.exists():
+        shutil.rmtree(out)
+    cmd = [str(REPO / ".venv" / "bin" / "steel"), "tokenize", "-i", *inputs, "-o", str(out), "--weights", *WEIGHTS,
+           "--workers", str(workers), "--shard-mb", str(shard_mb), "--no-progress"]
+    cc0, t0 = cpu_children(), time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    manifest = json.loads((out / "manifest.json").read_text())
+    return wall, cpu_children() - cc0, manifest
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--per-file-mb", type=float, default=4.0, help="text taken from each corpus file")
+    ap.add_argument("--repeat", type=int, default=2, help="runs per measurement; the best wall time counts")
+    ap.add_argument("--shard-mb", type=float, default=4.0)
+    ap.add_argument("--hf-sample-mb", type=float, default=3.0)
+    ap.add_argument("--json", default=None, help="also write the figures here")
+    args = ap.parse_args(argv)
+    if not CORPUS.is_dir():
+        print(f"needs the shared corpus at {CORPUS}", file=sys.stderr)
+        return 2
+    texts = load_texts(int(args.per_file_mb * 1e6))
+    global _DOCS
+    _DOCS = [t for docs in texts.values() for t in docs]
+    mb = sum(len(t.encode()) for t in _DOCS) / 1e6
+    print(f"text: {mb:.1f} MB in {len(_DOCS)} documents ({', '.join(f'{k} {len(v)}' for k, v in texts.items())}); "
+          f"cpus: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
+    _encoding()  # loaded before forking, as steel's workers inherit it
+    rows = []
+
+    def best(fn, *a):
+        runs = [fn(*a) for _ in range(args.repeat)]
+        return min(runs, key=lambda r: r[0])
+
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="steel-bench-tok-") as tmp:
+        tmp = Path(tmp)
+        inputs = write_cleaned(tmp / "in", texts)
+        for cores in (1, 2):
+            for label, fn in (("tiktoken encode_ordinary", _bare_ordinary), ("tiktoken encode_to_numpy", _bare_numpy)):
+                wall, cpu, tokens = best(bare, fn, cores)
+                results[f"{label} x{cores}"] = dict(wall=wall, cpu=cpu, tokens=tokens)
+            if cores > 1:
+                wall, cpu, tokens = best(bare_threads, cores)
+                results[f"tiktoken encode_ordinary_batch threads x{cores}"] = dict(wall=wall, cpu=cpu, tokens=tokens)
+            wall, cpu, manifest = best(steel, inputs, tmp / f"out{cores}", cores, args.shard_mb)
+            results[f"steel tokenize --workers {cores}"] = dict(wall=wall, cpu=cpu, tokens=manifest["tokens"],
+                                                                 shards=len(manifest["shards"]))
+        identical = files_of(tmp / "out1") == files_of(tmp / "out2")
+        text_mb_steel = sum(s["text_bytes"] for s in manifest["sources"]) / 1e6
+        hf_mbs, tt_mbs = bare_hf(int(args.hf_sample_mb * 1e6))
+    for label, r in results.items():
+        size = text_mb_steel if label.startswith("steel") else mb
+        r["mb_s"] = size / r["wall"]
+        r["tok_s"] = r["tokens"] / r["wall"]
+        r["cpu_s_per_mb"] = r["cpu"] / size
+        rows.append((label, r))
+    print(f"{'':46s} {'wall s':>7s} {'MB/s':>7s} {'Mtok/s':>7s} {'CPU s/MB':>9s}")
+    for label, r in rows:
+        print(f"{label:46s} {r['wall']:7.2f} {r['mb_s']:7.2f} {r['tok_s'] / 1e6:7.3f} {r['cpu_s_per_mb']:9.3f}")
+    for cores in (1, 2):
+        s = results[f"steel tokenize --workers {cores}"]
+        b = max((r for k, r in results.items() if k.startswith("tiktoken") and k.endswith(f"x{cores}")),
+                key=lambda r: r["mb_s"])
+        print(f"{cores} core(s): steel tokenize / fastest bare tiktoken: {s['mb_s'] / b['mb_s']:.1%} wall-clock"
+              f" MB/s, {b['cpu_s_per_mb'] / s['cpu_s_per_mb']:.1%} per CPU second")
+    s1, s2 = results["steel tokenize --workers 1"], results["steel tokenize --workers 2"]
+    print(f"scaling 1 -> 2 workers: x{s2['mb_s'] / s1['mb_s']:.2f}; outputs byte-identical: {identical}")
+    print(f"tokenizers (tokenizer.json) vs tiktoken, same vocabulary and sample, 1 core: {hf_mbs:.2f} vs "
+          f"{tt_mbs:.2f} MB/s (tiktoken x{tt_mbs / hf_mbs:.1f})")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"text_mb": mb, "results": results, "identical": identical,
+                                               "hf_mb_s": hf_mbs, "tiktoken_mb_s": tt_mbs}, indent=2))
+    return 0 if identical else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

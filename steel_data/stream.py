@@ -1,0 +1,361 @@
+"""The token stream: a reader's slice of the global sample order, from local shards or over HTTP. No torch.
+
+The stream of a dataset is its epochs laid end to end: global position g is sample `g % N` of epoch `g // N`
+(N = samples per epoch, `steel_data.order` decides which window each is). A group of `world_size` readers
+(trainer ranks) that starts at position G reads it interleaved: rank r's j-th sample is position
+`G + r + j * world_size`. After every rank has read k samples the group has read exactly positions
+[G, G + k * world_size), so the state of the whole group is one number, and a group of another size resumes
+from it with exactly the remaining samples.
+
+A rank may split its share further over DataLoader workers: its samples are cut into chunks of `chunk`
+consecutive samples and worker w of n reads chunks w, w + n, ...; a DataLoader with `batch_size == chunk`
+yields the chunks back in order.
+
+Sources: `LocalSource` (a shard folder, read in-process) and `HttpSource` (`GET /v1/datasets/{name}/samples`
+with keep-alive, retries with exponential backoff and jitter, and a CRC-32 check of every response). A pool of
+fetch threads keeps `prefetch` requests ahead of the consumer.
+
+HTTP contract of the samples endpoint (the server is `api/`): query `seed, epoch, start, count, stride`;
+the body is `count x window` tokens, little-endian, of the manifest's dtype; headers `X-Steel-Dtype`,
+`X-Steel-Shape` ("count,window") and `X-Steel-CRC32` (8 hex digits of zlib.crc32 of the body).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import random
+import threading
+import time
+import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator, Protocol
+from urllib.parse import quote, urlencode, urlsplit
+
+import numpy as np
+import orjson
+
+from steel_data.order import sample_index
+from steel_data.shards import Manifest, TokenShards
+
+STATE_FORMAT = "steel-stream/1"
+CRC_HEADER = "X-Steel-CRC32"
+DTYPE_HEADER = "X-Steel-Dtype"
+SHAPE_HEADER = "X-Steel-Shape"
+
+
+class StreamError(RuntimeError):
+    """A request that failed for good (after retries, or a 4xx that retrying cannot fix)."""
+
+
+class ChecksumError(StreamError):
+    """A response whose bytes do not match its CRC-32 header (retried)."""
+
+
+# -- reading samples (server side and local source) -------------------------------------------------------------
+def read_samples(ds: TokenShards, seed: int, epoch: int, start: int, count: int, stride: int = 1,
+                 lock: threading.Lock | None = None) -> np.ndarray:
+    """Samples `start, start + stride, ...` (`count` of them) of an epoch: array [count, window], little-endian.
+
+    `lock` guards `ds`'s table of open shards when threads share one `TokenShards`."""
+    if count <= 0:
+        return np.empty((0, ds.window), dtype=ds.dtype)
+    span = (count - 1) * stride + 1
+    idx = sample_index(ds, seed, epoch, start, span)[::stride]
+    shard_ids = np.unique(idx[:, 0])
+    if lock is None:
+        maps = {int(s): ds.tokens(int(s)) for s in shard_ids}
+    else:
+        with lock:
+            maps = {int(s): ds.tokens(int(s)) for s in shard_ids}
+    out = np.empty((count, ds.window), dtype=ds.dtype)
+    w = ds.window
+    for s in shard_ids:
+        rows = np.nonzero(idx[:, 0] == s)[0]
+        toks = maps[int(s)]
+        windows = toks[: (len(toks) // w) * w].reshape(-1, w)
+        out[rows] = windows[idx[rows, 1]]
+    return out
+
+
+class SampleSource(Protocol):
+    """Global samples by position (also what steel_train's sources provide: `samples`, `describe`)."""
+
+    manifest: Manifest
+    window: int
+    seq_len: int
+    vocab_size: int
+    dtype: np.dtype
+    epoch_length: int
+
+    def fetch(self, seed: int, epoch: int, start: int, count: int, stride: int = 1) -> np.ndarray: ...
+
+    def samples(self, seed: int, epoch: int, start: int, count: int) -> np.ndarray: ...
+
+    def describe(self) -> dict: ...
+
+
+class _Described:
+    manifest: Manifest
+
+    def _init_shape(self) -> None:
+        m = self.manifest
+        self.window, self.seq_len, self.vocab_size, self.eod_id = m.window, m.seq_len, m.vocab_size, m.eod_id
+        self.dtype = np.dtype(m.dtype).newbyteorder("<")
+        self.epoch_length = m.epoch_windows
+
+    def samples(self, seed: int, epoch: int, start: int, count: int) -> np.ndarray:
+        """Samples [start, start + count) of an epoch: array [count, seq_len + 1]."""
+        return self.fetch(seed, epoch, start, count)
+
+    def describe(self) -> dict:
+        m = self.manifest
+        return {"kind": self.kind, "where": self.where, "job": m.job.get("id"), "seq_len": m.seq_len,
+                "vocab_size": m.vocab_size, "epoch_samples": m.epoch_windows, "tokens": m.tokens}
+
+
+class LocalSource(_Described):
+    """A shard folder on this machine."""
+
+    kind = "local"
+
+    def __init__(self, root: str | Path):
+        self.shards = TokenShards(root)
+        self.manifest = self.shards.manifest
+        self.where = str(root)
+        self._init_shape()
+        self._lock = threading.Lock()
+
+    def fetch(self, seed: int, epoch: int, start: int, count: int, stride: int = 1) -> np.ndarray:
+        return read_samples(self.shards, seed, epoch, start, count, stride, lock=self._lock)
+
+
+class HttpSource(_Described):
+    """A dataset served by `steel serve`: `HttpSource("http://host:8000", "name", token=...)`.
+
+    One keep-alive connection per thread; a request larger than `max_request_bytes` is split."""
+
+    kind = "http"
+
+    def __init__(self, base_url: str, dataset: str, token: str | None = None, timeout: float = 60.0,
+                 retries: int = 6, backoff: float = 0.25, max_backoff: float = 10.0,
+                 max_request_bytes: int = 16 << 20):
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
+        self.prefix = parts.path.rstrip("/")
+        self.dataset = dataset
+        self.where = f"{base_url.rstrip('/')}/v1/datasets/{dataset}"
+        self.token = token if token is not None else os.environ.get("STEEL_API_TOKEN")
+        self.max_request_bytes = max_request_bytes
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._local = threading.local()
+        self.requests = 0
+        self.retried = 0
+        self.manifest = Manifest.model_validate(orjson.loads(self._get(self._path("manifest"))[0]))
+        self._init_shape()
+
+    def _path(self, tail: str, query: dict | None = None) -> str:
+        path = f"{self.prefix}/v1/datasets/{quote(self.dataset, safe='')}/{tail}"
+        return path + ("?" + urlencode(query) if query else "")
+
+    def _conn(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+            conn = cls(self.host, self.port, timeout=self.timeout)
+            self._local.conn = conn
+        return conn
+
+    def _drop_conn(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _get(self, path: str) -> tuple[bytes, http.client.HTTPResponse]:
+        headers = {"Accept-Encoding": "identity"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        delay = self.backoff
+        for attempt in range(self.retries + 1):
+            problem: str
+            try:
+                conn = self._conn()
+                conn.request("GET", path, headers=headers)
+                resp = conn.getresponse()
+                body = resp.read()
+                self.requests += 1
+                if resp.status == 200:
+                    crc = resp.getheader(CRC_HEADER)
+                    if crc is not None and int(crc, 16) != zlib.crc32(body):
+                        raise ChecksumError(f"GET {path}: CRC-32 {zlib.crc32(body):08x} != header {crc}")
+                    return body, resp
+                message = body[:500].decode(errors="replace")
+                if resp.status in (408, 429) or resp.status >= 500:
+                    problem = f"HTTP {resp.status}: {message}"
+                else:
+                    raise StreamError(f"GET {path}: HTTP {resp.status}: {message}")
+            except (OSError, http.client.HTTPException, ChecksumError) as exc:
+                self._drop_conn()
+                problem = f"{type(exc).__name__}: {exc}"
+            if attempt == self.retries:
+                raise StreamError(f"GET {path} failed after {self.retries + 1} attempts; last: {problem}")
+            self.retried += 1
+            time.sleep(min(delay, self.max_backoff) * (0.5 + random.random()))
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    def fetch(self, seed: int, epoch: int, start: int, count: int, stride: int = 1) -> np.ndarray:
+        per = max(1, self.max_request_bytes // (self.window * self.dtype.itemsize))
+        if count > per:
+            return np.concatenate([self._fetch(seed, epoch, start + k * stride, min(per, count - k), stride)
+                                   for k in range(0, count, per)])
+        return self._fetch(seed, epoch, start, count, stride)
+
+    def _fetch(self, seed: int, epoch: int, start: int, count: int, stride: int) -> np.ndarray:
+        query = {"seed": seed, "epoch": epoch, "start": start, "count": count}
+        if stride != 1:
+            query["stride"] = stride
+        body, resp = self._get(self._path("samples", query))
+        shape = resp.getheader(SHAPE_HEADER)
+        if shape != f"{count},{self.window}" or len(body) != count * self.window * self.dtype.itemsize:
+            raise StreamError(f"samples response of shape {shape} / {len(body)} bytes, expected "
+                              f"{count},{self.window}")
+        return np.frombuffer(body, dtype=self.dtype).reshape(count, self.window)
+
+    def close(self) -> None:
+        self._drop_conn()
+
+
+def open_source(source: str | Path | SampleSource, dataset: str | None = None, token: str | None = None,
+                **http_options) -> SampleSource:
+    """A local shard folder; `http(s)://HOST/v1/datasets/NAME` (or a base URL plus `dataset`); or a source
+    object. The token defaults to $STEEL_API_TOKEN."""
+    if not isinstance(source, (str, Path)):
+        return source
+    text = str(source)
+    if text.startswith(("http://", "https://")):
+        if dataset is None:
+            base, sep, rest = text.partition("/v1/datasets/")
+            dataset = rest.strip("/").split("/")[0] if sep else ""
+            if not dataset:
+                raise ValueError(f"{text}: name the dataset, as http://HOST:PORT/v1/datasets/NAME")
+            text = base
+        return HttpSource(text, dataset, token=token, **http_options)
+    return LocalSource(source)
+
+
+# -- the reader -------------------------------------------------------------------------------------------------
+class TokenStream:
+    """Iterates one reader's samples (arrays of `window` tokens) from global position `position` on.
+
+    `rank`/`world_size` pick the reader in its group, `worker`/`num_workers` split a rank over DataLoader workers
+    (chunks of `chunk` samples). `stop` (a global position) ends the stream; default: endless epochs.
+    `state_dict()` assumes every rank of the group has read as many samples as this one (synchronous training).
+    """
+
+    def __init__(self, source: str | Path | SampleSource, dataset: str | None = None, *, seed: int = 0,
+                 rank: int = 0, world_size: int = 1, worker: int = 0, num_workers: int = 1, chunk: int = 64,
+                 prefetch: int = 4, fetch_threads: int = 1, position: int = 0, stop: int | None = None,
+                 token: str | None = None, **http_options):
+        if not 0 <= rank < world_size or not 0 <= worker < num_workers or chunk < 1 or prefetch < 1:
+            raise ValueError("need 0 <= rank < world_size, 0 <= worker < num_workers, chunk >= 1, prefetch >= 1")
+        self.source = open_source(source, dataset, token, **http_options)
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.worker, self.num_workers, self.chunk = worker, num_workers, chunk
+        self.prefetch, self.fetch_threads = prefetch, max(1, fetch_threads)
+        self.epoch_length = self.source.epoch_length
+        if self.epoch_length < 1:
+            raise ValueError("the dataset has no samples")
+        self.position = position
+        self.stop = stop
+        self.consumed = 0  # samples this reader has yielded since `position`
+
+    # - positions -
+    def _chunk_requests(self, c: int) -> list[tuple[int, int, int, int]] | None:
+        """(epoch, start, stride, count) requests for chunk c of this rank; None past `stop`."""
+        j0 = c * self.chunk
+        first = self.position + self.rank + j0 * self.world_size
+        count = self.chunk
+        if self.stop is not None:
+            if first >= self.stop:
+                return None
+            count = min(count, (self.stop - 1 - first) // self.world_size + 1)
+        n, w = self.epoch_length, self.world_size
+        out = []
+        g = first
+        while count > 0:
+            epoch, index = divmod(g, n)
+            here = min(count, (n - 1 - index) // w + 1)  # samples of this epoch in the progression
+            out.append((epoch, index, w, here))
+            g += here * w
+            count -= here
+        return out
+
+    def _fetch_chunk(self, c: int) -> np.ndarray | None:
+        reqs = self._chunk_requests(c)
+        if reqs is None:
+            return None
+        parts = [self.source.fetch(self.seed, e, s, k, stride) for e, s, stride, k in reqs]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        # iterating again continues after what this object already yielded
+        done_chunks, skip = divmod(self.consumed, self.chunk)
+        chunks = iter(range(self.worker + done_chunks * self.num_workers, 1 << 62, self.num_workers))
+        pool = ThreadPoolExecutor(max_workers=self.fetch_threads, thread_name_prefix="steel-stream")
+        pending: deque = deque()
+        try:
+            for _ in range(self.prefetch):
+                pending.append(pool.submit(self._fetch_chunk, next(chunks)))
+            while pending:
+                block = pending.popleft().result()
+                if block is None:
+                    break
+                pending.append(pool.submit(self._fetch_chunk, next(chunks)))
+                for row in block:
+                    if skip:
+                        skip -= 1
+                        continue
+                    self.consumed += 1
+                    yield row
+        finally:
+            for fut in pending:
+                fut.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # - state -
+    def global_position(self, consumed: int | None = None) -> int:
+        k = self.consumed if consumed is None else consumed
+        pos = self.position + k * self.world_size
+        return pos if self.stop is None else min(pos, self.stop)
+
+    def state_dict(self, consumed: int | None = None) -> dict:
+        return make_state(self.global_position(consumed), self.epoch_length, self.seed)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.position = position_of(state, self.epoch_length, self.seed)
+        self.consumed = 0
+
+
+def make_state(position: int, epoch_length: int, seed: int) -> dict:
+    epoch, index = divmod(position, epoch_length)
+    return {"format": STATE_FORMAT, "seed": seed, "epoch": epoch, "index": index, "samples_per_epoch": epoch_length}
+
+
+def position_of(state: dict, epoch_length: int, seed: int) -> int:
+    if state.get("format") != STATE_FORMAT:
+        raise ValueError(f"not a {STATE_FORMAT} state: {state!r}")
+    if state["samples_per_epoch"] != epoch_length:
+        raise ValueError(f"the state is of a dataset with {state['samples_per_epoch']} samples per epoch, "
+                         f"this one has {epoch_length}")
+    if state["seed"] != seed:
+        raise ValueError(f"the state was saved with seed {state['seed']}, this stream uses {seed}")
+    return state["epoch"] * epoch_length + state["index"]

@@ -1,0 +1,171 @@
+"""The token stream without a server: rank/worker slicing, epochs, exact resume on another world size."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from steel_data.order import samples, sample_index
+from steel_data.stream import LocalSource, TokenStream, open_source, read_samples
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, sample_dir):
+    """A real shard set (Qwen tokenizer, 4 shards, short windows) from the built-in sample's text."""
+    import orjson
+
+    from steel_data.tokenize import TokenizeConfig, tokenize
+
+    src = tmp_path_factory.mktemp("streamsrc")
+    docs = []
+    for f in sorted((sample_dir / "input").glob("*.jsonl")):
+        for line in f.read_bytes().splitlines():
+            try:
+                text = orjson.loads(line).get("text")
+            except orjson.JSONDecodeError:  # the sample's planted broken records
+                continue
+            if isinstance(text, str):
+                docs.append(text)
+    for k in range(4):
+        (src / f"d{k}.jsonl").write_bytes(b"".join(orjson.dumps({"text": t}) + b"\n" for t in docs[k::4]))
+    out = tmp_path_factory.mktemp("streamds") / "ds"
+    tokenize(TokenizeConfig(inputs=[str(src)], output=out, seq_len=15, workers=1, shard_bytes=20_000))
+    return out
+
+
+def global_order(ds, seed, first, count):
+    """Positions [first, first + count) of the endless stream, straight from steel_data.order."""
+    n = LocalSource(ds).epoch_length
+    out = []
+    for g in range(first, first + count):
+        e, i = divmod(g, n)
+        out.append(samples(ds, seed, e, i, 1)[0])
+    return np.stack(out)
+
+
+def take(stream, k):
+    it = iter(stream)
+    return np.stack([next(it) for _ in range(k)])
+
+
+def test_read_samples_matches_the_order_with_any_stride(dataset):
+    src = LocalSource(dataset)
+    n = src.epoch_length
+    assert n > 1000
+    np.testing.assert_array_equal(src.fetch(3, 1, 10, 50), samples(dataset, 3, 1, 10, 50))
+    strided = read_samples(src.shards, 3, 1, 7, 40, stride=9)
+    full = samples(dataset, 3, 1, 7, 40 * 9)
+    np.testing.assert_array_equal(strided, full[::9])
+    assert src.samples(0, 0, 0, 5).shape == (5, src.window) and src.describe()["kind"] == "local"
+
+
+def test_ranks_interleave_into_the_global_order(dataset):
+    w, k = 4, 30
+    per_rank = [take(TokenStream(dataset, seed=5, rank=r, world_size=w, chunk=7), k) for r in range(w)]
+    merged = np.empty((w * k, per_rank[0].shape[1]), per_rank[0].dtype)
+    for r in range(w):
+        merged[r::w] = per_rank[r]
+    np.testing.assert_array_equal(merged, global_order(dataset, 5, 0, w * k))
+
+
+def test_workers_split_a_rank_in_chunks(dataset):
+    rank_alone = take(TokenStream(dataset, seed=1, rank=1, world_size=3, chunk=5), 60)
+    n = 3
+    workers = [iter(TokenStream(dataset, seed=1, rank=1, world_size=3, worker=w, num_workers=n, chunk=5))
+               for w in range(n)]
+    dataloader_order = []
+    for c in range(12):  # a DataLoader yields worker c % n's next batch of 5
+        dataloader_order += [next(workers[c % n]) for _ in range(5)]
+    np.testing.assert_array_equal(np.stack(dataloader_order), rank_alone)
+
+
+@pytest.mark.parametrize("old_world,new_world", [(3, 2), (2, 5), (4, 4), (1, 3)])
+def test_resume_on_another_world_size_reads_exactly_the_rest(dataset, old_world, new_world):
+    src = LocalSource(dataset)
+    n = src.epoch_length
+    start, k, per_new = n - 100, 37, 30  # the old group crosses into epoch 1 or close to it
+    old = [TokenStream(src, seed=9, rank=r, world_size=old_world, chunk=8, position=start)
+           for r in range(old_world)]
+    seen = [take(s, k) for s in old]
+    state = old[0].state_dict()
+    assert all(s.state_dict() == state for s in old)  # every rank saves the same state
+    assert state["epoch"] * n + state["index"] == start + k * old_world
+    new = []
+    for r in range(new_world):
+        s = TokenStream(src, seed=9, rank=r, world_size=new_world, chunk=6)
+        s.load_state_dict(state)
+        new.append(take(s, per_new))
+    before = np.empty((k * old_world, src.window), src.dtype)
+    for r in range(old_world):
+        before[r::old_world] = seen[r]
+    after = np.empty((per_new * new_world, src.window), src.dtype)
+    for r in range(new_world):
+        after[r::new_world] = new[r]
+    stream = np.concatenate([before, after])
+    expected = np.concatenate([samples(dataset, 9, 0, start, 100),
+                               samples(dataset, 9, 1, 0, len(stream) - 100)])
+    np.testing.assert_array_equal(stream, expected)  # nothing skipped, nothing twice
+
+
+def test_epochs_chain_and_stop(dataset):
+    src = LocalSource(dataset)
+    n = src.epoch_length
+    s = TokenStream(src, seed=2, chunk=64, position=n - 10, stop=n + 20)
+    got = np.stack(list(s))
+    assert len(got) == 30
+    np.testing.assert_array_equal(got[:10], samples(dataset, 2, 0, n - 10, 10))
+    np.testing.assert_array_equal(got[10:], samples(dataset, 2, 1, 0, 20))
+    assert s.state_dict()["epoch"] == 1 and s.state_dict()["index"] == 20
+    # two epochs are two different permutations of the same windows
+    e0, e1 = sample_index(dataset, 2, 0, 0, n), sample_index(dataset, 2, 1, 0, n)
+    assert not np.array_equal(e0, e1)
+    assert sorted(map(tuple, e0)) == sorted(map(tuple, e1))
+
+
+def test_state_checks(dataset):
+    s = TokenStream(dataset, seed=1)
+    take(s, 3)
+    state = s.state_dict()
+    with pytest.raises(ValueError, match="seed"):
+        TokenStream(dataset, seed=2).load_state_dict(state)
+    with pytest.raises(ValueError, match="not a"):
+        s.load_state_dict({"epoch": 0})
+    with pytest.raises(ValueError):
+        TokenStream(dataset, rank=2, world_size=2)
+    with pytest.raises(ValueError, match="name the dataset"):
+        open_source("http://127.0.0.1:1/")
+
+
+def test_iterating_again_continues(dataset):
+    s = TokenStream(dataset, seed=4, chunk=5)
+    first = take(s, 7)
+    second = take(s, 6)
+    np.testing.assert_array_equal(np.concatenate([first, second]), global_order(dataset, 4, 0, 13))
+
+
+def test_torch_dataset_state_and_workers(dataset):
+    torch = pytest.importorskip("torch")
+    from steel_data.stream_torch import StreamLoader, TokenStreamDataset
+
+    ds = TokenStreamDataset(dataset, seed=6, batch_size=4, rank=0, world_size=2)
+    loader = StreamLoader(ds, num_workers=2)
+    batches = []
+    for b in loader:
+        batches.append(b)
+        if len(batches) == 5:
+            break
+    assert batches[0].dtype == torch.int64 and batches[0].shape == (4, 16)
+    got = torch.cat(batches).numpy()
+    expected = global_order(dataset, 6, 0, 40)[0::2]  # rank 0 of 2
+    np.testing.assert_array_equal(got, expected)
+    state = loader.state_dict()
+    assert state["index"] == 40
+    # resume as one rank, without workers: exactly the rest
+    ds2 = TokenStreamDataset(dataset, seed=6, batch_size=3, rank=0, world_size=1)
+    ds2.load_state_dict(state)
+    rest = next(iter(StreamLoader(ds2)))
+    np.testing.assert_array_equal(rest.numpy(), global_order(dataset, 6, 40, 3))
+    assert ds2.state_dict()["index"] == 43
+    random.seed(0)
