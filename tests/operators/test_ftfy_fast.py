@@ -302,3 +302,13 @@ def test_equals_ftfy_on_real_documents():
     assert len(sample) > 1000
     mismatches = [(name, doc[:80]) for name, doc in sample if fix_text_fast(doc) != ftfy.fix_text(doc)]
     assert not mismatches, mismatches[:5]
+
+
+@pytest.mark.parametrize("params, form", [({}, "NFC"), ({"normalization": "nfkc"}, "NFKC"), ({"normalization": "NFD"}, "NFD")])
+def test_fix_unicode_mapper_uses_it(params, form):
+    from operators import registry
+
+    op = registry.build("fix_unicode_mapper", params)
+    op.ensure_ready()
+    texts = ["ＬＯＵＤ　“x”\r\n", "sÃ³ &amp;", "价格￥100元，好评！", "A\u0303©\n<b>&amp;</b>", ""]
+    assert op.map_texts(texts) == [ftfy.fix_text(t, normalization=form) for t in texts]
