@@ -28,10 +28,17 @@ class ChineseConvertMapper(Mapper):
     def setup(self) -> None:
         import opencc
 
+        from operators.mappers.opencc_fast import OpenCCShortcut, ShortcutUnavailable
+
         self._converter = opencc.OpenCC(self.params.mode + ".json")
+        try:
+            # exact shortcut: one str.translate unless a dictionary phrase occurs (tests/operators/test_opencc_fast.py)
+            self._convert = OpenCCShortcut(self.params.mode, self._converter).convert
+        except ShortcutUnavailable:
+            self._convert = self._converter.convert
 
     def map_text(self, text: str) -> str:
-        return self._converter.convert(text)
+        return self._convert(text)
 
 
 class FixUnicodeParams(OpParams):
