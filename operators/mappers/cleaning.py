@@ -8,6 +8,7 @@ import regex
 from pydantic import field_validator
 
 from operators.base import Mapper, OpParams
+from operators.charmap import CharMap
 from operators.registry import register
 
 
@@ -87,8 +88,11 @@ class CleanIpMapper(PatternMapper):
             return r"(?<![0-9.])" + _IPV4 + r"(?![0-9]|\.[0-9])|" + _IPV6
         return super().effective_pattern()
 
+    # The default pattern needs a digit, a dot and a digit (IPv4) or seven colons (IPv6).
+    _IPV4_HINT = regex.compile(r"[0-9]\.[0-9]")
+
     def map_text(self, text: str) -> str:
-        if "." not in text and ":" not in text and self.params.pattern is None:
+        if self.params.pattern is None and text.count(":") < 7 and self._IPV4_HINT.search(text) is None:
             return text
         return self._regex.sub(self.params.repl, text)
 
@@ -188,10 +192,10 @@ class RemoveSpecificCharsMapper(Mapper):
         chars = "".join(chars) if isinstance(chars, list) else chars
         # Data-Juicer builds a character class from the items; multi-character list items therefore
         # delete each of their characters, which a per-character table reproduces.
-        self._table = str.maketrans({c: None for c in chars}) if chars else None
+        self._delete = CharMap({c: "" for c in chars})
 
     def map_text(self, text: str) -> str:
-        return text.translate(self._table) if self._table else text
+        return self._delete(text)
 
 
 class ExpandMacroParams(OpParams):

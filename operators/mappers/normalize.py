@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import field_validator
 
 from operators.base import Mapper, OpParams
+from operators.charmap import CharMap
 from operators.charsets import VARIOUS_WHITESPACES
 from operators.registry import register
 
@@ -93,10 +94,10 @@ class PunctuationNormalizationMapper(Mapper):
         mapping = dict(PUNCTUATION_MAP)
         if self.params.fix_fullwidth_one:
             mapping["１"] = "1"
-        self._table = str.maketrans(mapping)
+        self._map = CharMap(mapping)  # = text.translate(mapping), paying only for the marks present
 
     def map_text(self, text: str) -> str:
-        return text.translate(self._table)
+        return self._map(text)
 
 
 @register
@@ -104,7 +105,7 @@ class WhitespaceNormalizationMapper(Mapper):
     name = "whitespace_normalization_mapper"
     summary = "Strip the ends; map tab, NBSP, U+2000-200D, U+3000 and others to a space."
 
-    _TABLE = str.maketrans({c: " " for c in VARIOUS_WHITESPACES})
+    _MAP = CharMap({c: " " for c in VARIOUS_WHITESPACES})
 
     def map_text(self, text: str) -> str:
-        return text.strip().translate(self._TABLE)
+        return self._MAP(text.strip())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import regex
 
 from operators.base import Mapper, OpParams
@@ -16,6 +18,21 @@ _DJ_RULES = (
     (regex.compile(r"([.。!！？\?\.{6}\…{2}][’”])([^’”])"), r"\1\n\2"),
 )
 _FIXED_RULES = _DJ_RULES[:3] + ((regex.compile(r"((?:[.。!！？?]|\.{6}|…{2})[’”])([^’”])"), r"\1\n\2"),)
+
+# The same rules applied to a whole document at once: a split is marked with U+001E instead of a newline,
+# and the "next character" class excludes the newline, since per line there is no next character at a
+# line's end. Inserted marks stand where the per-line rules insert newlines, and later rules see them
+# just as they see those newlines, so splitting the result on newlines and then on U+001E gives every
+# line's sentences exactly (tests/operators/test_sentences.py checks it against the per-line reference).
+_MARK = "\x1e"
+
+
+def _whole_text(rules):
+    return tuple((regex.compile(p.pattern.replace("[^’”]", r"[^’”\n]")), r.replace(r"\n", _MARK)) for p, r in rules)
+
+
+_DJ_RULES_WHOLE = _whole_text(_DJ_RULES)
+_FIXED_RULES_WHOLE = _whole_text(_FIXED_RULES)
 
 
 class RemoveRepeatSentencesParams(OpParams):
@@ -32,24 +49,41 @@ class RemoveRepeatSentencesMapper(Mapper):
     summary = "Remove sentences repeated earlier in the document (identity: letters, digits, CJK)."
     Params = RemoveRepeatSentencesParams
 
-    _SPECIAL = regex.compile(r"[^a-zA-Z0-9\u4e00-\u9fa5\n\t ]")
+    # stdlib re: same semantics for a plain character class, ~2.5x faster than `regex` here
+    _SPECIAL = re.compile(r"[^a-zA-Z0-9\u4e00-\u9fa5\n\t ]")
 
     def setup(self) -> None:
-        self._rules = _FIXED_RULES if self.params.fix_sentence_split else _DJ_RULES
+        fixed = self.params.fix_sentence_split
+        self._rules = _FIXED_RULES if fixed else _DJ_RULES
+        self._rules_whole = _FIXED_RULES_WHOLE if fixed else _DJ_RULES_WHOLE
 
     def _split(self, line: str) -> list[str]:
         for pattern, repl in self._rules:
             line = pattern.sub(repl, line)
         return line.split("\n")
 
+    def _sentences_by_line(self, text: str) -> list[list[str]]:
+        if _MARK in text:  # the mark would be ambiguous: split line by line
+            return [self._split(line) if line else [] for line in text.split("\n")]
+        for pattern, repl in self._rules_whole:
+            text = pattern.sub(repl, text)
+        return [line.split(_MARK) if line else [] for line in text.split("\n")]
+
     def map_text(self, text: str) -> str:
+        return self._dedup(self._sentences_by_line(text))
+
+    def map_text_reference(self, text: str) -> str:
+        """Data-Juicer's procedure as written: split each line separately."""
+        return self._dedup([self._split(line) if line else [] for line in text.split("\n")])
+
+    def _dedup(self, lines: list[list[str]]) -> str:
         p = self.params
         seen: set[str] = set()
         out_lines = []
-        for line in text.split("\n"):
+        for sentences in lines:
             kept = []
-            if line:
-                for sentence in self._split(line):
+            if sentences:
+                for sentence in sentences:
                     identity = sentence.strip()
                     if p.lowercase:
                         identity = identity.lower()

@@ -1,0 +1,45 @@
+"""The fast per-character paths equal their plain references."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from operators import registry
+from operators.charmap import CharMap
+from operators.charsets import VARIOUS_WHITESPACES
+from operators.mappers.normalize import PUNCTUATION_MAP
+
+marks = "".join(PUNCTUATION_MAP) + "".join(VARIOUS_WHITESPACES) + "◆●■►▼▲▴∆▻▷❖♡□"
+texts = st.one_of(
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=200),
+    st.text(alphabet=st.sampled_from(marks + "ab中文 \n0.1:"), max_size=200),
+)
+
+
+def op(name, **params):
+    o = registry.build(name, params)
+    o.ensure_ready()
+    return o
+
+
+PUNCT, PUNCT_FIX, WS, SPECIFIC, IP = (op("punctuation_normalization_mapper"),
+                                      op("punctuation_normalization_mapper", fix_fullwidth_one=True),
+                                      op("whitespace_normalization_mapper"), op("remove_specific_chars_mapper"),
+                                      op("clean_ip_mapper"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts)
+def test_fast_paths_equal_translate_references(text):
+    assert PUNCT.map_text(text) == text.translate(str.maketrans(PUNCTUATION_MAP))
+    assert PUNCT_FIX.map_text(text) == text.translate(str.maketrans({**PUNCTUATION_MAP, "１": "1"}))
+    assert WS.map_text(text) == text.strip().translate(str.maketrans({c: " " for c in VARIOUS_WHITESPACES}))
+    assert SPECIFIC.map_text(text) == text.translate(str.maketrans({c: None for c in "◆●■►▼▲▴∆▻▷❖♡□"}))
+    assert IP.map_text(text) == IP._regex.sub("", text)  # the gate never skips a match
+
+
+def test_charmap_identity_and_empty():
+    assert CharMap({}).__call__("abc") == "abc"
+    assert CharMap({" ": " "})("a b") == "a b"
+    assert CharMap({"a": "xy", "b": ""})("abc") == "xyc"
