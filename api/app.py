@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import re
+import signal
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Request
@@ -89,6 +92,16 @@ async def _send_json(send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+DIE_WITH_PARENT_ENV = "STEEL_SERVE_DIE_WITH_PARENT"
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except OSError:
+        log.warning("cannot tie this server process to its supervisor (no prctl)")
+
+
 def create_app(settings: Settings | None = None, start_runner: bool = True) -> FastAPI:
     settings = settings or Settings.from_env()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -99,6 +112,8 @@ def create_app(settings: Settings | None = None, start_runner: bool = True) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if os.environ.get(DIE_WITH_PARENT_ENV):  # a worker of `steel serve --workers N`: go when the supervisor goes
+            _die_with_parent()
         if start_runner:
             ctx.runner.start()
         try:

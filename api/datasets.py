@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from steel_data.shards import MANIFEST, CorruptShard, TokenShards
+from steel_data.stream import IndexCache
 
 from api.paths import PathPolicy, PathRefused
 
@@ -32,6 +33,7 @@ class OpenDataset:
     shards: TokenShards
     lock: threading.Lock
     mtime_ns: int
+    cache: IndexCache
 
     @property
     def files(self) -> list[str]:
@@ -73,7 +75,7 @@ class DatasetCatalog:
                 shards = TokenShards(path)
             except (FileNotFoundError, CorruptShard) as exc:
                 raise DatasetNotFound(f"dataset {name!r} cannot be read: {exc}") from None
-            ds = OpenDataset(name, path, shards, threading.Lock(), mtime)
+            ds = OpenDataset(name, path, shards, threading.Lock(), mtime, IndexCache())
             if len(self._open) >= self.max_open:
                 self._open.pop(next(iter(self._open)))
             self._open[name] = ds

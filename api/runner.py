@@ -7,10 +7,14 @@ when a cancel arrives, and settles jobs whose worker exited without doing so its
 At start it settles what a previous server left behind: running jobs are queued again (their workers died
 with that server; the executor resumes from its shard markers) or failed when resuming is disabled or a job has
 been interrupted too often; cancelling jobs become cancelled. Nothing is forgotten.
+
+Several server processes may share one state folder (`steel serve --workers N`): an exclusive lock on
+STATE_DIR/runner.lock elects the one that runs jobs; the others stand by and take over if it goes away.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
@@ -26,6 +30,7 @@ from api.worker import SETTINGS_ENV
 
 log = logging.getLogger("steel.api.runner")
 KILL_GRACE_S = 5.0
+STANDBY_POLL_S = 2.0
 
 
 class JobRunner:
@@ -37,14 +42,26 @@ class JobRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock_file = None
+        self.leader = False
         self.logs = settings.state_dir / "logs"
 
     # -- life cycle ---------------------------------------------------------------------------------------------
     def start(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.recover()
+        self._lock_file = open(self.settings.state_dir / "runner.lock", "w")
         self._thread = threading.Thread(target=self._loop, name="steel-job-runner", daemon=True)
         self._thread.start()
+
+    def _lead(self) -> bool:
+        """Become the process that runs jobs, if none is."""
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        self.leader = True
+        self.recover()
+        return True
 
     def stop(self) -> None:
         """Graceful shutdown: stop the workers and queue their jobs again (no interruption is counted)."""
@@ -61,6 +78,8 @@ class JobRunner:
             elif job is not None and job.state == RUNNING:
                 self.store.requeue(job_id, "server shut down; resumes at the next start", interrupted=False)
         self.procs.clear()
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the lock: a standby server takes over
 
     @property
     def alive(self) -> bool:
@@ -90,6 +109,8 @@ class JobRunner:
 
     # -- the loop -----------------------------------------------------------------------------------------------
     def _loop(self) -> None:
+        while not self._stop.is_set() and not self._lead():
+            self._stop.wait(STANDBY_POLL_S)
         while not self._stop.is_set():
             try:
                 self._reap()
@@ -137,6 +158,7 @@ class JobRunner:
     def _spawn(self, job_id: str) -> subprocess.Popen:
         env = dict(os.environ)
         env[SETTINGS_ENV] = self.settings.model_dump_json()
+        env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")  # jobs never download models from a hub
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         with open(self.logs / f"{job_id}.log", "ab") as logfile:

@@ -254,6 +254,8 @@ class Health(BaseModel):
     version: str
     database: str
     runner: bool = Field(description="the job runner thread is alive")
+    runner_role: Literal["leader", "standby"] = Field(
+        description="leader: this process runs the jobs; standby: another server process does")
     jobs: dict[str, int]
 
 

@@ -223,8 +223,9 @@ class JobStore:
             if row is None:
                 return None
             now = time.time()
-            cur = self._exec("UPDATE jobs SET state = ?, attempts = attempts + 1, started_at = COALESCE(started_at, ?), "
-                             "updated_at = ?, seq = seq + 1 WHERE id = ? AND state = ?",
+            cur = self._exec("UPDATE jobs SET state = ?, attempts = attempts + 1, "
+                             "started_at = COALESCE(started_at, ?), updated_at = ?, seq = seq + 1 "
+                             "WHERE id = ? AND state = ?",
                              (RUNNING, now, now, row[0], QUEUED))
             if cur.rowcount == 1:
                 return self.get(row[0])

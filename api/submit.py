@@ -28,6 +28,7 @@ from api.schemas import JobRequest
 from api.store import JobStore
 
 PATH_PARAM_SUFFIXES = ("_dir", "_path", "_file")
+PATH_PARAMS = {"hf_tokenizer"}  # a tokenizer.json path or hub id: from a client, only a file in the data roots
 _submit_lock = threading.Lock()
 
 
@@ -58,10 +59,11 @@ def _parse_recipe(recipe: dict | str) -> dict:
 
 
 def _confine_params(policy: PathPolicy, name: str, params: dict, loc: list, errors: list) -> dict:
-    """Path-valued parameters (`*_dir`, `*_path`, `*_file`) are client paths: confine and make absolute."""
+    """Path-valued parameters (`*_dir`, `*_path`, `*_file`, `hf_tokenizer`) are client paths: confine them and
+    make them absolute (so no hub id reaches a loader either)."""
     out = dict(params)
     for key, value in params.items():
-        if isinstance(value, str) and key.endswith(PATH_PARAM_SUFFIXES):
+        if isinstance(value, str) and (key.endswith(PATH_PARAM_SUFFIXES) or key in PATH_PARAMS):
             try:
                 out[key] = str(policy.resolve(value))
             except PathRefused as exc:

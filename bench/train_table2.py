@@ -49,8 +49,8 @@ from steel_train.kernels.triton_support import triton_importable  # noqa: E402
 from steel_train.model import Steel, flops_per_token, model_args  # noqa: E402
 from steel_train.model.flops import peak_flops  # noqa: E402
 from steel_train.optim import build_optimizer  # noqa: E402
-from steel_train.config import OptimConfig  # noqa: E402
-from steel_train.parallel import ParallelConfig, init_distributed, parallelize  # noqa: E402
+from steel_train.config import OptimConfig, ParallelConfig  # noqa: E402
+from steel_train.parallel import init_distributed, parallelize  # noqa: E402
 
 
 @dataclass

@@ -44,7 +44,10 @@ def cmd_run(args) -> int:
     if args.executor == "ray":
         from steel_data.ray_executor import RayExecutor
 
-        executor_cls = lambda cfg, progress: RayExecutor(cfg, progress, address=args.ray_address)  # noqa: E731
+        mib = lambda v: int(v * 2**20) if v else None  # noqa: E731
+        executor_cls = lambda cfg, progress: RayExecutor(  # noqa: E731
+            cfg, progress, address=args.ray_address, object_store_memory=mib(args.ray_object_store_mb),
+            worker_memory=mib(args.ray_worker_memory_mb))
     else:
         executor_cls = LocalExecutor
     bar = ProgressBar(recipe, enabled=not args.no_progress)
@@ -145,7 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", required=True, help="output folder")
     run.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
     run.add_argument("--executor", choices=["local", "ray"], default="local")
-    run.add_argument("--ray-address", default=None)
+    run.add_argument("--ray-address", default=None,
+                     help="a Ray cluster (host:port, or auto); default: start a Ray instance on this machine")
+    run.add_argument("--ray-object-store-mb", type=float, default=None,
+                     help="object store of the Ray instance started here (default: Ray's, 30%% of memory)")
+    run.add_argument("--ray-worker-memory-mb", type=float, default=None,
+                     help="memory each Ray worker reserves; a worker grown past it drops its cached state")
     run.add_argument("--text-key", default=None, help="source field holding the text")
     run.add_argument("--text-template", default=None, help="build the text from fields, e.g. '{title}\\n{summary}'")
     run.add_argument("--set", action="append", default=[], metavar="OP.PARAM=VALUE", help="override an op parameter")

@@ -45,8 +45,10 @@ def cmd_serve(args) -> int:
         print(f"error: serving on {args.host} without STEEL_API_TOKEN would let anyone submit jobs; set a token "
               "or pass --insecure", file=sys.stderr)
         return 2
+    if args.workers > 1:  # each worker process serves; one of them (elected by a lock) runs the jobs
+        os.environ["STEEL_SERVE_DIE_WITH_PARENT"] = "1"
     uvicorn.run("api.app:app_from_env", factory=True, host=args.host, port=args.port, log_level=args.log_level,
-                timeout_graceful_shutdown=5)
+                workers=args.workers, timeout_graceful_shutdown=5)
     return 0
 
 
@@ -131,6 +133,8 @@ def add_commands(sub) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--data-root", action="append", default=[], metavar="DIR",
                        help="folder jobs may read and write (repeatable; default: $STEEL_DATA_ROOTS or the cwd)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="server processes (token streaming scales with them; one runs the jobs)")
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--insecure", action="store_true", help="allow a non-loopback host without a token")
     serve.set_defaults(func=cmd_serve)

@@ -114,7 +114,8 @@ def shard_values(source: Any, parts: int) -> tuple:
     counts = np.diff(np.append(starts, len(fps))).astype(np.int64)
     values, firsts = fps[first], orders[first]
     pieces = split(partition_of(values, parts), parts, values, firsts, counts)
-    info = {"docs": int(len(fps)), "zero_docs": int((fps == 0).sum()), "cpu": time.process_time() - t0}
+    info = {"stage": "A", "rows": int(len(fps)), "docs": int(len(fps)), "zero_docs": int((fps == 0).sum()),
+            "cpu": time.process_time() - t0}
     return (*pieces, orders[~first], info)
 
 
@@ -122,10 +123,12 @@ def shard_values(source: Any, parts: int) -> tuple:
 def reduce_values(parts: int, masks: Sequence[int], *pieces: tuple) -> tuple:
     """Stage B. Pieces `(values, first_orders, counts)` of one value partition from every shard.
     Returns `parts` candidate pieces keyed by (table, value & mask), `parts` node pieces
-    `(nodes, counts, values)` keyed by node, the orders dropped here, and an info dict. A candidate piece is `(bounds, values,
-    nodes)` with its rows grouped by block table: table t's rows are `bounds[t]:bounds[t + 1]`."""
+    `(nodes, counts, values)` keyed by node, the orders dropped here, and an info dict. A candidate
+    piece is `(bounds, values, nodes)`, its rows grouped by block table: table t's are
+    `bounds[t]:bounds[t + 1]`."""
     t0 = time.process_time()
     values, firsts, counts = _concat(pieces, 3, (np.uint64, np.int64, np.int64))
+    rows = len(values)
     sort = np.lexsort((firsts, values))
     values, firsts, counts = values[sort], firsts[sort], counts[sort]
     first = _first_per_group(values)
@@ -155,17 +158,18 @@ def reduce_values(parts: int, masks: Sequence[int], *pieces: tuple) -> tuple:
                      np.concatenate(vs) if vs else _EMPTY_U64, np.concatenate(ns) if ns else _EMPTY_I64))
     del per_table
     node_pieces = split(partition_of(nodes, parts), parts, nodes, total, values)
-    info = {"unique": int(len(values)), "cpu": time.process_time() - t0}
+    info = {"stage": "B", "rows": rows, "unique": int(len(values)), "cpu": time.process_time() - t0}
     return (*cand, *node_pieces, dropped, info)
 
 
 # -- C: candidate pairs per (table, masked key) partition -------------------------------------------------
-def group_pairs(values: np.ndarray, keys: np.ndarray, hamming_distance: int) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (a, b) of `values` with equal `keys` and at most `hamming_distance` differing bits:
-    sort by key, compare each value with its k-th right neighbour while the key still matches (as the
+def group_pairs(values: np.ndarray, mask: int, hamming_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (a, b) of `values` with equal `values & mask` and at most `hamming_distance` differing
+    bits: sort by key, compare each value with its k-th right neighbour while the key still matches (as the
     reference `near_duplicate_pairs` does for one table)."""
     n = len(values)
-    order = np.argsort(keys, kind="stable")
+    keys = values & np.uint64(mask)
+    order = np.argsort(keys, kind="stable")  # measured faster than the default quicksort here
     sk = keys[order]
     active = np.nonzero(sk[1:] == sk[:-1])[0]
     out_a, out_b = [], []
@@ -193,12 +197,13 @@ def candidate_pairs(parts: int, masks: Sequence[int], hamming_distance: int, col
     mask_arr = np.array([np.uint64(m) for m in masks], dtype=np.uint64)
     edge_a, edge_b, lo_vals, hi_vals = [], [], [], []
     counted = 0
+    rows = sum(len(pc[1]) for pc in pieces)
     for t in range(len(masks)):
         v = np.concatenate([pc[1][pc[0][t]:pc[0][t + 1]] for pc in pieces]) if pieces else _EMPTY_U64
         if len(v) < 2:
             continue
         nd = np.concatenate([pc[2][pc[0][t]:pc[0][t + 1]] for pc in pieces])
-        a, b = group_pairs(v, v & mask_arr[t], hamming_distance)
+        a, b = group_pairs(v, int(masks[t]), hamming_distance)
         if not len(a):
             continue
         diff = v[a] ^ v[b]
@@ -217,7 +222,7 @@ def candidate_pairs(parts: int, masks: Sequence[int], hamming_distance: int, col
                            np.concatenate(edge_b) if edge_b else _EMPTY_I64)
     out = _route_edges(src, dst, parts)
     pairs = (np.concatenate(lo_vals), np.concatenate(hi_vals)) if lo_vals else (_EMPTY_U64, _EMPTY_U64)
-    info = {"pairs": counted, "cpu": time.process_time() - t0}
+    info = {"stage": "C", "rows": rows, "pairs": counted, "cpu": time.process_time() - t0}
     return (*out, pairs, info)
 
 
@@ -278,7 +283,7 @@ def star_round(kind: str, parts: int, *pieces: tuple) -> tuple:
     else:
         raise ValueError(f"unknown round {kind!r}")
     out = _route_edges(hi, lo, parts)
-    return (*out, {"converged": converged, "edges": int(len(src)), "cpu": time.process_time() - t0})
+    return (*out, {"stage": "D", "rows": int(len(src)), "converged": converged, "cpu": time.process_time() - t0})
 
 
 # -- E, F: roots, drops, component sizes; G: example members ------------------------------------------
@@ -376,6 +381,7 @@ class DistributedDedup:
     examples: list[tuple[int, list[tuple[int, int]]]] = field(default_factory=list)
     pair_values: tuple[np.ndarray, np.ndarray] | None = None  # (lo, hi) values of every pair, if collected
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    max_task_rows: dict[str, int] = field(default_factory=dict)  # per stage: the most rows one task held
 
 
 def default_partitions(fingerprints: int, workers: int, num_blocks: int = 6, hamming_distance: int = 4,
@@ -501,4 +507,6 @@ def deduplicate_distributed(sources: Sequence[Any], num_blocks: int, hamming_dis
         examples=described,
         pair_values=pair_values,
         stage_seconds=wall,
+        max_task_rows={st: max((i["rows"] for i in infos if i.get("stage") == st), default=0)
+                       for st in "ABCD"},
     )

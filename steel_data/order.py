@@ -102,10 +102,20 @@ def sample_index(dataset, seed: int, epoch: int, start: int, count: int) -> np.n
     total = m.epoch_windows
     if start < 0 or count < 0 or start + count > total:
         raise IndexError(f"samples [{start}, {start + count}) outside epoch of {total} samples")
+    return sample_index_at(m, seed, epoch, np.arange(start, start + count, dtype=np.uint64))
+
+
+def sample_index_at(dataset, seed: int, epoch: int, positions) -> np.ndarray:
+    """(shard, window) of the given global samples of an epoch (any positions in [0, epoch_windows), e.g. one
+    rank's strided share): int64 array [len(positions), 2]; row i equals `sample_index(.., positions[i], 1)`."""
+    m = _manifest(dataset)
+    total = m.epoch_windows
+    positions = np.asarray(positions, dtype=np.uint64)
+    count = len(positions)
     out = np.zeros((count, 2), dtype=np.int64)
     if count == 0:
         return out
-    virtual = KeyedPermutation(total, seed, epoch, "epoch")(np.arange(start, start + count, dtype=np.uint64))
+    virtual = KeyedPermutation(total, seed, epoch, "epoch")(positions)
     src_bounds = np.cumsum([0] + [s.epoch_windows for s in m.sources])
     src_of = np.searchsorted(src_bounds, virtual, side="right") - 1
     for s, src in enumerate(m.sources):

@@ -1,24 +1,22 @@
 """The Ray executor: the local executor's plan, completion markers and global stages, run on a Ray cluster.
 
-- Shards run on a pool of Ray actors, one per worker CPU, spread over the nodes. An actor receives the
-  job's configuration once, so heavy operator state (OpenCC converters, KenLM models, tokenizers) is
-  built once per worker and reused for every shard it processes. Each finished shard is reported as it
-  completes (live progress; per-op statistics are the shards' own, merged by the driver).
-- Fault tolerance: a shard is done once its marker exists (written last, after its outputs, exactly as
-  the local executor does). When a worker or its node dies, the shards it held go back to the queue and
-  a replacement worker is started; when the driver dies, rerunning the same command skips every
-  finished shard and the finished global stages.
+- Shards run as Ray tasks spread over the nodes, at most two per worker CPU in flight. Each reports its
+  statistics as it completes (live progress); the driver merges them as the local executor does.
+- Heavy operator state (OpenCC converters, KenLM models, tokenizers) is built once per worker process:
+  the process keeps the job's configuration, operators included, from one shard to the next (Ray reuses
+  a job's worker processes across tasks).
+- Fault tolerance: a shard is done once its marker exists (written last, after its outputs, as in the
+  local executor). When a worker or its node dies, its shards run again elsewhere; when the driver dies,
+  rerunning the same command skips every finished shard and every finished global stage.
 - The global SimHash stage runs as Ray tasks (`steel_data.dedup_distributed`): no task holds all
   fingerprints. The final parts are written by Ray tasks too.
-- Memory: the object store of a Ray instance started here is `object_store_memory` bytes; each worker
-  and dedup task reserves `worker_memory` bytes (Ray then places no more of them on a node than its
-  memory holds), and a worker whose resident memory grows past it is replaced after its shard. The peak
-  resident memory of every worker is reported in `stats.json` (`executor.workers`).
+- Memory: a Ray instance started here gets an object store of `object_store_memory` bytes; each shard
+  and dedup task reserves `worker_memory` bytes (Ray places no more of them on a node than its memory
+  holds), and a worker whose resident memory passes that budget drops its cached state after its shard.
+  Every worker's peak resident memory is reported in `stats.json` (`executor.workers`).
 
 Shared storage is required: every node reads the inputs and writes `OUTDIR/_work` and the outputs at the
 same paths (NFS, a shared volume, a mounted bucket), as on any real cluster.
-
-Only this module and `steel_data.dedup_distributed`'s callers here import `ray`.
 """
 
 from __future__ import annotations
@@ -28,6 +26,7 @@ import os
 import resource
 import socket
 import time
+import uuid
 from collections import deque
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import pyarrow.parquet as pq
 import ray
 from ray.exceptions import RayError, RayTaskError
 
+from steel_data import io as sio
 from steel_data.dedup_distributed import deduplicate_distributed, default_partitions
 from steel_data.executor import LocalExecutor, Progress, RunConfig, ShardSpec, dedup_summary, process_shard
 
@@ -43,41 +43,64 @@ MAX_SHARD_ATTEMPTS = 3
 IN_FLIGHT_PER_WORKER = 2
 
 
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS: now; VmHWM: peak). Unlike ru_maxrss,
+    VmHWM is this process's own: not the peak of the raylet it was forked from."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: the closest figure
+
+
 def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return _status_mb("VmRSS")
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return _status_mb("VmHWM")
 
 
-@ray.remote
-class ShardWorker:
-    """Processes shards with one long-lived copy of the recipe (its operators' heavy state included)."""
+# Per worker process: the running job's configuration, whose operators build their heavy state (OpenCC,
+# KenLM, tokenizers) on first use and keep it for every later shard this process runs. Ray reuses a job's
+# worker processes from task to task, so a worker builds that state once, not once per shard.
+_JOB: dict = {"key": None, "config": None, "shards": 0, "ops_built": 0}
 
-    def __init__(self, config: RunConfig):
-        self.config = config
-        self.shards = 0
-        self.ops_built = 0
 
-    def ready(self) -> dict:
-        return self._identity()
+def _shard_task(job_key: str, config: RunConfig, spec: ShardSpec, memory_budget: int | None) -> dict:
+    if _JOB["key"] != job_key:  # this process's first shard of this job
+        _JOB.update(key=job_key, config=config, shards=0, ops_built=0)
+    config = _JOB["config"]
+    ops = config.recipe.ops
+    before = sum(op._ready for op in ops)
+    stats = process_shard(config, spec)
+    _JOB["ops_built"] += sum(op._ready for op in ops) - before
+    _JOB["shards"] += 1
+    rss = _rss_mb()
+    stats["worker"] = {"node": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(),
+                       "pid": os.getpid(), "shards": _JOB["shards"], "ops_built": _JOB["ops_built"],
+                       "rss_mb": round(rss, 1), "peak_rss_mb": round(_peak_rss_mb(), 1)}
+    # which worker did the shard, and its memory: kept beside the shard, so a resumed job reports it too
+    sio.write_json_atomic(Path(config.outdir) / "_work" / "shards" / f"{spec.index:05d}.worker.json",
+                          stats["worker"])
+    if memory_budget and rss * 2**20 > memory_budget:
+        _release_memory()  # over budget: drop the cached state; the next shard rebuilds it
+    return stats
 
-    def _identity(self) -> dict:
-        return {"node": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(), "pid": os.getpid()}
 
-    def run(self, spec: ShardSpec) -> dict:
-        ops = self.config.recipe.ops
-        before = sum(op._ready for op in ops)
-        stats = process_shard(self.config, spec)
-        self.ops_built += sum(op._ready for op in ops) - before
-        self.shards += 1
-        stats["worker"] = self._identity() | {
-            "shards": self.shards, "ops_built": self.ops_built,
-            "rss_mb": round(_rss_mb(), 1), "peak_rss_mb": round(_peak_rss_mb(), 1),
-        }
-        return stats
+def _release_memory() -> None:
+    import ctypes
+    import gc
+
+    _JOB.update(key=None, config=None)
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _final_part_task(config: RunConfig, spec: ShardSpec, drops: np.ndarray | None) -> int:
@@ -122,9 +145,7 @@ class RayExecutor(LocalExecutor):
         self.worker_memory = worker_memory
         self.dedup_partitions = dedup_partitions
         self._started_ray = False
-        self._workers: dict[tuple[str, int], dict] = {}
         self._retried = 0
-        self._replaced = 0
         self._dedup_info: dict = {}
         self.startup_seconds = 0.0
 
@@ -156,87 +177,42 @@ class RayExecutor(LocalExecutor):
 
     # -- shards ---------------------------------------------------------------------------------------
     def map_shards(self, todo: list[ShardSpec]) -> None:
+        """Shard tasks, spread over the nodes, at most IN_FLIGHT_PER_WORKER per worker at a time (the
+        rest wait here, not in the object store). A shard whose worker or node died is queued again."""
         if not todo:
             return
-        target = min(self._worker_count(), len(todo))
-        config_ref = ray.put(self.config)
-        options = {"num_cpus": 1, "scheduling_strategy": "SPREAD", "max_restarts": 0}
+        workers = self._worker_count()
+        options = {"num_cpus": 1, "scheduling_strategy": "SPREAD", "max_retries": 0}
         if self.worker_memory:
             options["memory"] = self.worker_memory
-
+        task = ray.remote(_shard_task).options(**options)
+        config_ref = ray.put(self.config)
+        job_key = uuid.uuid4().hex
         queue = deque(todo)
         attempts: dict[int, int] = {}
-        starting: dict = {}  # ready ref -> actor
-        idle: dict = {}  # actor -> shards in flight
-        running: dict = {}  # result ref -> (actor, spec)
-        spawned = 0
-
-        def spawn() -> None:
-            nonlocal spawned
-            actor = ShardWorker.options(**options).remote(config_ref)
-            starting[actor.ready.remote()] = actor
-            spawned += 1
-
-        def retire(actor) -> None:
-            idle.pop(actor, None)
-            ray.kill(actor, no_restart=True)
-
-        for _ in range(target):
-            spawn()
+        running: dict = {}  # result ref -> spec
         try:
             while queue or running:
-                for actor in list(idle):
-                    while queue and idle[actor] < IN_FLIGHT_PER_WORKER:
-                        spec = queue.popleft()
-                        running[actor.run.remote(spec)] = (actor, spec)
-                        idle[actor] += 1
-                if not running and not starting:
-                    raise RuntimeError("no Ray worker is left to run the remaining shards")
-                ready, _ = ray.wait(list(running) + list(starting), num_returns=1)
-                ref = ready[0]
-                if ref in starting:
-                    actor = starting.pop(ref)
-                    try:
-                        ray.get(ref)
-                        idle[actor] = 0
-                    except RayError:
-                        self._replace(spawn, spawned, target)
-                    continue
-                actor, spec = running.pop(ref)
+                while queue and len(running) < IN_FLIGHT_PER_WORKER * workers:
+                    spec = queue.popleft()
+                    running[task.remote(job_key, config_ref, spec, self.worker_memory)] = spec
+                (ref,), _ = ray.wait(list(running), num_returns=1)
+                spec = running.pop(ref)
                 try:
                     stats = ray.get(ref)
-                except RayTaskError as exc:  # the shard itself failed (as it would locally): stop the job
+                except RayTaskError as exc:  # the shard itself failed, as it would locally: stop the job
                     raise exc.as_instanceof_cause() from None
-                except RayError:  # the worker or its node died: the shard goes back to the queue
+                except RayError:  # its worker process or node died: run it again elsewhere
                     attempts[spec.index] = attempts.get(spec.index, 0) + 1
                     if attempts[spec.index] >= MAX_SHARD_ATTEMPTS:
                         raise RuntimeError(f"shard {spec.index} lost its worker {MAX_SHARD_ATTEMPTS} times") from None
                     self._retried += 1
                     queue.appendleft(spec)
-                    if actor in idle:
-                        retire(actor)
-                        self._replace(spawn, spawned, target)
                     continue
-                idle[actor] -= 1
-                self._record_worker(stats.get("worker", {}))
                 self._report(stats)
-                if self.worker_memory and stats["worker"]["rss_mb"] * 2**20 > self.worker_memory and queue:
-                    retire(actor)  # grown past its budget: a fresh process takes over
-                    self._replace(spawn, spawned, target)
         finally:
-            for actor in list(idle) + list(starting.values()):
-                ray.kill(actor, no_restart=True)
-
-    def _replace(self, spawn, spawned: int, target: int) -> None:
-        if spawned < 4 * target + 4:  # bounded: a job whose workers keep dying fails instead of looping
-            self._replaced += 1
-            spawn()
-
-    def _record_worker(self, info: dict) -> None:
-        if not info:
-            return
-        key = (info["node"], info["pid"])
-        self._workers[key] = {k: info[k] for k in ("node", "host", "pid", "shards", "ops_built", "peak_rss_mb")}
+            for ref in running:
+                ray.cancel(ref, force=True)
 
     # -- global stages --------------------------------------------------------------------------------
     def find_duplicates(self, specs: list[ShardSpec]) -> tuple[np.ndarray, dict]:
@@ -268,9 +244,25 @@ class RayExecutor(LocalExecutor):
             refs.append(task.remote(config_ref, spec, drops))
         return int(sum(ray.get(refs)))
 
+    def _workers(self, specs: list[ShardSpec]) -> list[dict]:
+        """Every worker that finished a shard of this job (this run or an earlier, interrupted one)."""
+        workers: dict[tuple[str, int], dict] = {}
+        for spec in specs:
+            path = self.work / "shards" / f"{spec.index:05d}.worker.json"
+            if not path.exists():
+                continue
+            info = sio.read_json(path)
+            w = workers.setdefault((info["node"], info["pid"]), {
+                "node": info["node"], "host": info["host"], "pid": info["pid"], "shards": 0, "ops_built": 0,
+                "peak_rss_mb": 0.0})
+            w["shards"] += 1
+            w["ops_built"] = max(w["ops_built"], info["ops_built"])
+            w["peak_rss_mb"] = max(w["peak_rss_mb"], info["peak_rss_mb"])
+        return sorted(workers.values(), key=lambda w: (w["node"], w["pid"]))
+
     def _finish(self, specs: list[ShardSpec]) -> dict:
         out = super()._finish(specs)
-        workers = sorted(self._workers.values(), key=lambda w: (w["node"], w["pid"]))
+        workers = self._workers(specs)
         out["executor"] = {
             "kind": "ray",
             "address": self.address or "local",
@@ -280,7 +272,6 @@ class RayExecutor(LocalExecutor):
             "peak_worker_rss_mb": max((w["peak_rss_mb"] for w in workers), default=None),
             "worker_memory_mb": self.worker_memory / 2**20 if self.worker_memory else None,
             "retried_shards": self._retried,
-            "replaced_workers": self._replaced,
             "dedup": self._dedup_info,
         }
         return out

@@ -47,6 +47,28 @@ class ModelConfig:
 
 
 @dataclass
+class ParallelConfig:
+    reshard_after_forward: bool = True
+    """free gathered parameters after each block's forward (ZeRO-3, the paper's "FSDP") or keep them for
+    backward (ZeRO-2, the paper's "no share param")"""
+    mixed_precision: str = "auto"
+    """bf16 | fp32 | auto (bf16 on CUDA, fp32 on CPU); gradients are reduced and kept in fp32"""
+    activation_checkpoint: bool = False
+    """recompute each block's activations in backward"""
+    compile: bool = False
+    """torch.compile each block"""
+
+    def __post_init__(self):
+        if self.mixed_precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"parallel.mixed_precision = {self.mixed_precision!r}: expected auto, bf16 or fp32")
+
+    def precision(self, device_type: str) -> str:
+        if self.mixed_precision == "auto":
+            return "bf16" if device_type == "cuda" else "fp32"
+        return self.mixed_precision
+
+
+@dataclass
 class OptimConfig:
     lr: float = 3e-4
     """peak learning rate"""
@@ -101,14 +123,10 @@ class TrainConfig:
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
-    parallel: "ParallelConfig" = None  # type: ignore[assignment]
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-    def __post_init__(self):
-        if self.parallel is None:
-            self.parallel = _parallel_config()()
 
     def check(self) -> None:
         """Refuse impossible settings before any work starts."""
@@ -136,12 +154,6 @@ class Config:
                 lines.append(f"{k} = {_toml_value(v)}")
             lines.append("")
         return "\n".join(lines)
-
-
-def _parallel_config():
-    from steel_train.parallel import ParallelConfig  # torch: imported only when a Config is built
-
-    return ParallelConfig
 
 
 def _toml_value(v) -> str:

@@ -1,22 +1,24 @@
 """The trainer's side of the token stream: where samples come from, and which ones each rank trains on.
 
 A *source* serves global samples by position: `samples(seed, epoch, start, count)` -> int array
-[count, seq_len + 1], a pure function of (dataset, seed, epoch) (DESIGN.md, "Token stream"). Two sources:
+[count, seq_len + 1], a pure function of (dataset, seed, epoch) (DESIGN.md, "Token stream"). Sources come from
+`steel_data.stream.open_source`, which owns the format and the HTTP client:
 
-    LocalShards(path)   a `steel tokenize` folder, read with `steel_data.shards` in `steel_data.order`'s order
-    http(s)://...       `steel serve`, through `steel_data.stream` (the service's client), same interface
+    PATH                                a `steel tokenize` folder, read in-process
+    http(s)://HOST/v1/datasets/NAME     `steel serve` (retries, CRC checks; token from $STEEL_API_TOKEN)
 
 `BatchStream` cuts the epoch into optimizer steps of `global_batch` samples. Step k of an epoch is samples
 [k * G, (k + 1) * G); rank r of W takes the contiguous run [r * G/W, (r + 1) * G/W) of it, in micro-batches. Its
 whole state is (epoch, consumed), the same on every rank, so a run resumes exactly, on any world size: the global
-batch of every step is the same set of samples whatever W is. A partial last step of an epoch is skipped.
+batch of every step is the same set of samples whatever W is. A partial last step of an epoch is skipped. The
+next step's samples are fetched in a background thread while the current step trains.
 """
 
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -32,42 +34,13 @@ class SampleSource(Protocol):
     def describe(self) -> dict: ...
 
 
-class LocalShards:
-    """A finished token-shard folder on this machine."""
-
-    def __init__(self, path: str | Path, verify: bool = False):
-        from steel_data.shards import TokenShards
-
-        self.path = Path(path)
-        self.shards = TokenShards(self.path, verify=verify)
-        m = self.shards.manifest
-        self.seq_len, self.vocab_size, self.epoch_length = m.seq_len, m.vocab_size, m.epoch_windows
-        self.eod_id = m.eod_id
-
-    def samples(self, seed: int, epoch: int, start: int, count: int) -> np.ndarray:
-        from steel_data.order import samples
-
-        return samples(self.shards, seed, epoch, start, count)
-
-    def describe(self) -> dict:
-        m = self.shards.manifest
-        return {"kind": "local", "path": str(self.path), "job": m.job.get("id"), "seq_len": m.seq_len,
-                "vocab_size": m.vocab_size, "epoch_samples": m.epoch_windows, "tokens": m.tokens}
-
-
 def open_source(spec: str) -> SampleSource:
-    """`http(s)://...` -> the service's stream client; anything else -> a local shard folder."""
+    """A shard folder or a `steel serve` dataset URL (see steel_data.stream.open_source)."""
     if not spec:
         raise ValueError("no data source: set data.source (or --data) to a shard folder or a steel serve URL")
-    if spec.startswith(("http://", "https://")):
-        try:
-            from steel_data import stream
-        except ImportError:
-            raise NotImplementedError(
-                "streaming from `steel serve` needs steel_data.stream (the service's client), which this "
-                "installation does not have; point --data at a local shard folder instead") from None
-        return stream.open_source(spec)  # the same SampleSource interface, over HTTP
-    return LocalShards(spec)
+    from steel_data.stream import open_source as open_stream_source
+
+    return open_stream_source(spec)
 
 
 @dataclass
@@ -81,7 +54,7 @@ class BatchStream:
     """Yields, per optimizer step, this rank's micro-batches of the step's global batch."""
 
     def __init__(self, source: SampleSource, seed: int, global_batch: int, micro_batch: int, rank: int = 0,
-                 world_size: int = 1, state: StreamState | None = None):
+                 world_size: int = 1, state: StreamState | None = None, prefetch: bool = False):
         if global_batch % (micro_batch * world_size):
             raise ValueError(f"data.global_batch {global_batch} is not a multiple of micro_batch {micro_batch} x "
                              f"{world_size} ranks")
@@ -93,25 +66,52 @@ class BatchStream:
         self.rank, self.world_size = rank, world_size
         self.accum = global_batch // (micro_batch * world_size)
         self.state = state or StreamState()
+        self.prefetch = prefetch
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: tuple[tuple[int, int], Future] | None = None
+
+    def _position(self) -> tuple[int, int]:
+        """(epoch, first sample) of the next step: a partial step at the end of an epoch is skipped."""
+        st = self.state
+        if st.consumed + self.global_batch > self.source.epoch_length:
+            return st.epoch + 1, 0
+        return st.epoch, st.consumed
+
+    def _fetch(self, epoch: int, start: int) -> np.ndarray:
+        per_rank = self.global_batch // self.world_size
+        return np.asarray(self.source.samples(self.seed, epoch, start + self.rank * per_rank, per_rank))
 
     def next_step(self) -> tuple[list[np.ndarray], dict]:
         """This rank's `accum` micro-batches [micro_batch, seq_len + 1] for the next step, and where they came
-        from ({epoch, start} of the global batch). Advances the state."""
-        st = self.state
-        if st.consumed + self.global_batch > self.source.epoch_length:
-            st.epoch, st.consumed = st.epoch + 1, 0
+        from (epoch, start of the global batch, start of this rank's part). Advances the state."""
+        epoch, start = self._position()
+        pending, self._pending = self._pending, None
+        block = pending[1].result() if pending is not None and pending[0] == (epoch, start) \
+            else self._fetch(epoch, start)
+        self.state = StreamState(epoch, start + self.global_batch)
+        if self.prefetch:
+            nxt = self._position()
+            self._pending = (nxt, self._pool().submit(self._fetch, *nxt))
         per_rank = self.global_batch // self.world_size
-        start = st.consumed + self.rank * per_rank
-        block = self.source.samples(self.seed, st.epoch, start, per_rank)
-        where = {"epoch": st.epoch, "start": st.consumed, "rank_start": start}
-        st.consumed += self.global_batch
+        where = {"epoch": epoch, "start": start, "rank_start": start + self.rank * per_rank}
         return [block[i:i + self.micro_batch] for i in range(0, per_rank, self.micro_batch)], where
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="steel-prefetch")
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
 
     def state_dict(self) -> dict:
         return asdict(self.state)
 
     def load_state_dict(self, state: dict) -> None:
         self.state = StreamState(epoch=int(state["epoch"]), consumed=int(state["consumed"]))
+        self._pending = None
 
 
 def sample_digest(sample: np.ndarray) -> str:

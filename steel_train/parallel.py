@@ -11,33 +11,12 @@ activation checkpointing, then torch.compile, then FSDP2 (`fully_shard` per bloc
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-
-@dataclass
-class ParallelConfig:
-    reshard_after_forward: bool = True
-    """free gathered parameters after forward (ZeRO-3) or keep them for backward (ZeRO-2)"""
-    mixed_precision: str = "auto"
-    """bf16 | fp32 | auto (bf16 on CUDA, fp32 on CPU)"""
-    activation_checkpoint: bool = False
-    """recompute each block's activations in backward"""
-    compile: bool = False
-    """torch.compile each block"""
-
-    def __post_init__(self):
-        if self.mixed_precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"parallel.mixed_precision = {self.mixed_precision!r}: expected auto, bf16 or fp32")
-
-    def param_dtype(self, device: torch.device) -> torch.dtype:
-        mp = self.mixed_precision
-        if mp == "auto":
-            mp = "bf16" if device.type == "cuda" else "fp32"
-        return torch.bfloat16 if mp == "bf16" else torch.float32
+from steel_train.config import ParallelConfig
 
 
 def init_distributed(device_type: str | None = None) -> tuple[int, int, torch.device]:
@@ -76,7 +55,7 @@ def apply_compile(model: nn.Module, backend: str = "inductor") -> None:
 def apply_fsdp(model: nn.Module, cfg: ParallelConfig, device: torch.device, mesh=None) -> None:
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-    dtype = cfg.param_dtype(device)
+    dtype = torch.bfloat16 if cfg.precision(device.type) == "bf16" else torch.float32
     mp = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
     if mesh is None:
         from torch.distributed.device_mesh import init_device_mesh

@@ -96,7 +96,8 @@ def _train(cfg: Config, rank: int, world: int, device: torch.device) -> dict:
     args = model.args
     parallelize(model, cfg.parallel, device)
     optimizer = build_optimizer(model, cfg.optim, device)
-    stream = BatchStream(source, cfg.data.seed, cfg.data.global_batch, cfg.data.micro_batch, rank, world)
+    stream = BatchStream(source, cfg.data.seed, cfg.data.global_batch, cfg.data.micro_batch, rank, world,
+                         prefetch=True)
 
     step = 0
     ckpt_root = run_dir / "checkpoints"
@@ -112,7 +113,11 @@ def _train(cfg: Config, rank: int, world: int, device: torch.device) -> dict:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.toml").write_text(cfg.to_toml())
     metrics = MetricsLog(run_dir / "metrics.jsonl" if rank == 0 else None)
-    trace = open(run_dir / f"samples-rank{rank}.jsonl", "a") if cfg.data.trace else None
+    if cfg.data.trace:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        trace = open(run_dir / f"samples-rank{rank}.jsonl", "a")
+    else:
+        trace = None
 
     tokens_per_step = cfg.data.global_batch * seq_len
     flops_tok = flops_per_token(args, seq_len)
@@ -176,6 +181,7 @@ def _train(cfg: Config, rank: int, world: int, device: torch.device) -> dict:
                             {"step": step, "stream": stream.state_dict()}, keep=cfg.train.keep_checkpoints)
             last_ckpt = step
             window_t0 = time.perf_counter()  # checkpoint time is not training throughput
+    stream.close()
     if trace is not None:
         trace.close()
     return {"step": step, "last_checkpoint": last_ckpt, "losses": losses, "world_size": world,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import zlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from fastapi.responses import FileResponse
 
 from steel_data.shards import Manifest
-from steel_data.stream import CRC_HEADER, DTYPE_HEADER, SHAPE_HEADER, read_samples
+from steel_data.stream import CHECKSUM_HEADER, DTYPE_HEADER, SHAPE_HEADER, checksum, read_samples
 
 from api.datasets import NAME_PATTERN, DatasetNotFound, OpenDataset
 from api.deps import Ctx, require_read
@@ -54,7 +53,8 @@ def manifest(name: Name, ctx: Ctx) -> Manifest:
     "/{name}/samples", response_class=Response, responses={**json_errors(401, 404, 413, 416, 422), 200: {
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         "description": "count x window tokens, little-endian, of the manifest's dtype",
-        "headers": {CRC_HEADER: {"description": "zlib CRC-32 of the body, 8 hex digits", "schema": {"type": "string"}},
+        "headers": {CHECKSUM_HEADER: {"description": "xxh3-64 of the body, 16 hex digits",
+                                      "schema": {"type": "string"}},
                     DTYPE_HEADER: {"description": "token dtype", "schema": {"type": "string"}},
                     SHAPE_HEADER: {"description": "count,window", "schema": {"type": "string"}}}}},
     summary="Samples of an epoch in the global order")
@@ -76,11 +76,10 @@ def samples(name: Name, ctx: Ctx,
     if count * m.window * ds.shards.dtype.itemsize > ctx.settings.max_samples_bytes:
         raise HTTPException(413, f"{count} samples exceed the server's response limit of "
                                  f"{ctx.settings.max_samples_bytes} bytes; ask for fewer")
-    if (count - 1) * stride + 1 > 1 << 24:
-        raise HTTPException(422, "count x stride is too large")
-    body = read_samples(ds.shards, seed, epoch, start, count, stride, lock=ds.lock).tobytes()
+    tokens = read_samples(ds.shards, seed, epoch, start, count, stride, lock=ds.lock, cache=ds.cache)
+    body = memoryview(tokens).cast("B")
     return Response(body, media_type="application/octet-stream", headers={
-        CRC_HEADER: f"{zlib.crc32(body):08x}", DTYPE_HEADER: m.dtype, SHAPE_HEADER: f"{count},{m.window}",
+        CHECKSUM_HEADER: f"{checksum(body):016x}", DTYPE_HEADER: m.dtype, SHAPE_HEADER: f"{count},{m.window}",
         "Cache-Control": "no-store"})
 
 

@@ -23,4 +23,4 @@ def healthz(ctx: Ctx, response: Response) -> Health:
     if not ok:
         response.status_code = 503
     return Health(status="ok" if ok else "degraded", version=__version__, database=ctx.store.kind,
-                  runner=ctx.runner.alive, jobs=counts)
+                  runner=ctx.runner.alive, runner_role="leader" if ctx.runner.leader else "standby", jobs=counts)

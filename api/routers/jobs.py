@@ -176,9 +176,9 @@ def _example(e: dict) -> dict:
 
 # -- live progress ----------------------------------------------------------------------------------------------
 @router.get("/{job_id}/events", dependencies=[Depends(require_read)], response_class=StreamingResponse,
-            responses={**json_errors(401, 404, 422), 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
-                                       "description": "`progress` events (the job as JSON) while it changes, "
-                                                      "then one `end` event when it is finished"}},
+            responses={**json_errors(401, 404, 422), 200: {
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "description": "`progress` events (the job as JSON) while it changes, then one `end` event"}},
             summary="Server-sent progress events")
 async def job_events(job: JobDep, ctx: Ctx, request: Request) -> StreamingResponse:
     job_id = job.id
@@ -211,7 +211,8 @@ async def job_events(job: JobDep, ctx: Ctx, request: Request) -> StreamingRespon
 
 # -- the report -------------------------------------------------------------------------------------------------
 @router.get("/{job_id}/report", response_class=HTMLResponse, dependencies=[Depends(require_read)],
-            responses={**json_errors(401, 404, 410, 422), 200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
+            responses={**json_errors(401, 404, 410, 422),
+                       200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
             summary="The job's report: funnel, histograms with bounds, dedup clusters, audits, dropped examples")
 def job_report(job: JobDep, ctx: Ctx) -> HTMLResponse:
     stats = None

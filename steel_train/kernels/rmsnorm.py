@@ -1,7 +1,5 @@
 """RMSNorm: y = weight * round_to_x_dtype(x / sqrt(mean(x^2) + eps)), statistics in fp32 (the published norm)."""
 
-from __future__ import annotations
-
 import torch
 
 from steel_train.kernels.triton_support import use_triton

@@ -1,8 +1,6 @@
 """Rotary position embedding, rotate-half convention (as in Qwen2 / the published Steel-LLM):
 the first and second halves of each head are the two coordinates of head_dim/2 rotating pairs."""
 
-from __future__ import annotations
-
 import torch
 
 from steel_train.kernels.triton_support import use_triton

@@ -17,10 +17,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
+for _module in ("fastapi", "uvicorn", "httpx"):  # the `api` extra (`make test` installs it)
+    pytest.importorskip(_module, reason="the API tests need the api extra: pip install -e '.[api,dev]'")
+
+import httpx  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO.parent / "shared" / "corpus"
 TOKEN = "test-token-0123456789"
 TEXT_RECIPE = REPO / "recipes" / "steel-text.yaml"
 # cheap ops of every kind (mapper, filter, dedup) so a job takes seconds
@@ -130,7 +135,9 @@ def make_dataset(root: Path, name: str = "tiny", seq_len: int = 31) -> Path:
 
 
 def server_env(root: Path, **extra) -> dict:
-    env = {"STEEL_DATA_ROOTS": str(root), "STEEL_API_TOKEN": TOKEN, "STEEL_RUNNER_POLL_S": "0.1",
+    """The root first (relative paths land there), then the shared corpus, read-only, where it exists."""
+    roots = [str(root)] + ([str(CORPUS)] if CORPUS.is_dir() else [])
+    env = {"STEEL_DATA_ROOTS": os.pathsep.join(roots), "STEEL_API_TOKEN": TOKEN, "STEEL_RUNNER_POLL_S": "0.1",
            "STEEL_JOB_WORKERS": "1", "STEEL_MAX_RUNNING_JOBS": "2"}
     env.update({k: str(v) for k, v in extra.items()})
     return env

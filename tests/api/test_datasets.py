@@ -1,15 +1,15 @@
-"""Datasets over HTTP: manifest, samples (bytes, CRC header, stride), raw files with Range, the stream client
+"""Datasets over HTTP: manifest, samples (bytes, checksum header, stride), raw files with Range, the stream client
 (retries, checksum, 8 concurrent clients), and refusals."""
 
 from __future__ import annotations
 
 import http.server
 import threading
-import zlib
 
 import httpx
 import numpy as np
 import pytest
+import xxhash
 
 from steel_data.order import samples
 from steel_data.shards import TokenShards
@@ -36,7 +36,7 @@ def test_samples_bytes_checksum_and_stride(client, ds_path):
     r = client.get("/v1/datasets/tiny/samples", params={"seed": 7, "epoch": 2, "start": 100, "count": 16})
     assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
     assert r.headers["x-steel-shape"] == "16,32" and r.headers["x-steel-dtype"] == "int32"
-    assert int(r.headers["x-steel-crc32"], 16) == zlib.crc32(r.content)
+    assert int(r.headers["x-steel-xxh3"], 16) == xxhash.xxh3_64_intdigest(r.content)
     got = np.frombuffer(r.content, "<i4").reshape(16, 32)
     np.testing.assert_array_equal(got, samples(ds_path, 7, 2, 100, 16))
     r = client.get("/v1/datasets/tiny/samples", params={"seed": 7, "start": 3, "count": 10, "stride": 5})
@@ -130,7 +130,7 @@ class _Flaky(http.server.BaseHTTPRequestHandler):
         elif fault == "corrupt":
             body = bytes([body[0] ^ 1]) + body[1:]
         self.send_response(status)
-        for key in ("content-type", "x-steel-crc32", "x-steel-shape", "x-steel-dtype"):
+        for key in ("content-type", "x-steel-xxh3", "x-steel-shape", "x-steel-dtype"):
             if key in r.headers and status == 200:
                 self.send_header(key, r.headers[key])
         self.send_header("Content-Length", str(len(body)))

@@ -239,3 +239,25 @@ def test_cli_verbs(server, text_job, capsys):
     assert steel_main(["submit", str(TEXT_RECIPE), "-i", "input", "-o", "out/cli", "--skip-op", "perplexity_filter",
                        "--wait", *args]) == 0
     assert steel_main(["stats", "--job", "0" * 32, *args]) == 2
+
+
+@pytest.mark.corpus
+def test_corpus_job_over_http_equals_steel_run(server, client, corpus, tmp_path):
+    """The shared corpus (a second, read-only data root): the text recipe over Chinese Wikipedia over HTTP."""
+    src = corpus / "steel" / "wiki_cn_wikipedia-cn-20230720-filtered_sample.json"
+    jid = submit(client, recipe=TEXT_RECIPE.read_text(), inputs=[str(src)], output="out/corpus-wiki",
+                 text_key="completion", skip_ops=["perplexity_filter"], shard_size=100, workers=2)
+    ref = tmp_path / "ref"
+    assert steel_main(["run", str(TEXT_RECIPE), "-i", str(src), "-o", str(ref), "--text-key", "completion",
+                       "--skip-op", "perplexity_filter", "--shard-size", "100", "--no-progress"]) == 0
+    job = wait_state(client, jid, timeout=120)
+    assert job["state"] == "succeeded", job
+    assert rows(server.root / "out" / "corpus-wiki") == rows(ref) and job["result"]["output_docs"] > 0
+    stats = client.get(f"/v1/jobs/{jid}/stats").json()
+    assert stats["accounting"] == json.loads((ref / "stats.json").read_text())["accounting"]
+    dropped = [o for o in stats["ops"] if o["dropped"]]
+    assert dropped
+    for op in dropped:
+        ex = client.get(f"/v1/jobs/{jid}/stats/{op['label']}/dropped").json()
+        assert ex["dropped"] == op["dropped"] and ex["examples"]
+    assert client.get(f"/v1/jobs/{jid}/report").status_code == 200

@@ -97,3 +97,24 @@ def test_unsupported_database_url(tmp_path):
         JobStore("mysql://x")
     with pytest.raises(UnsupportedDatabase):
         JobStore("sqlite:///:memory:")
+
+
+def test_one_runner_leads_the_others_stand_by(tmp_path, store, monkeypatch):
+    import time
+
+    import api.runner as runner_mod
+
+    monkeypatch.setattr(runner_mod, "STANDBY_POLL_S", 0.05)
+    s = settings(tmp_path, runner_poll_s=0.05)
+    a, b = JobRunner(s, JobStore(store.url)), JobRunner(s, JobStore(store.url))
+    a.start()
+    time.sleep(0.2)
+    b.start()
+    time.sleep(0.2)
+    assert a.leader and not b.leader and a.alive and b.alive
+    a.stop()  # the leader goes away: the standby takes over
+    deadline = time.monotonic() + 5
+    while not b.leader and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert b.leader
+    b.stop()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 
-from steel_data.order import samples, sample_index
+from steel_data.order import sample_index, samples
 from steel_data.stream import LocalSource, TokenStream, open_source, read_samples
 
 
@@ -168,4 +166,15 @@ def test_torch_dataset_state_and_workers(dataset):
     rest = next(iter(StreamLoader(ds2)))
     np.testing.assert_array_equal(rest.numpy(), global_order(dataset, 6, 40, 3))
     assert ds2.state_dict()["index"] == 43
-    random.seed(0)
+
+
+def test_index_cache_matches_the_order(dataset):
+    from steel_data.stream import IndexCache
+
+    src = LocalSource(dataset)
+    cache = IndexCache(block=100, max_blocks=3)
+    n = src.epoch_length
+    for start, count, stride in ((0, 10, 1), (95, 20, 1), (7, 50, 13), (n - 30, 30, 1), (3, 40, 7)):
+        np.testing.assert_array_equal(read_samples(src.shards, 2, 1, start, count, stride, cache=cache),
+                                      samples(dataset, 2, 1, start, (count - 1) * stride + 1)[::stride])
+    assert len(cache._blocks) <= 3

@@ -69,6 +69,15 @@ def test_documents_are_text_never_special_tokens(qwen, qwen_hf):
         assert qwen.decode(a) == unicodedata.normalize("NFC", text)
 
 
+def test_fast_path_equals_the_public_tiktoken_call(qwen, monkeypatch):
+    docs = td.ODD + td.make_docs("mixed", 60, 9)[3:]
+    public = [qwen._encoding.encode_ordinary(unicodedata.normalize("NFC", d)) for d in docs if d]
+    assert qwen._core is not None  # this tiktoken exposes its Rust entry point
+    assert [x.tolist() for x in qwen.encode_batch([d for d in docs if d])] == public
+    monkeypatch.setitem(qwen.__dict__, "_core", None)  # a tiktoken without it: the public call
+    assert [x.tolist() for x in qwen.encode_batch([d for d in docs if d])] == public
+
+
 def test_nfc_before_encoding(qwen):
     nfd = unicodedata.normalize("NFD", "café 한국어 Ångström")
     assert nfd != unicodedata.normalize("NFC", nfd)

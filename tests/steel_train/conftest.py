@@ -15,6 +15,8 @@ if DEVICE == "cpu":
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 torch = pytest.importorskip("torch", reason="steel_train needs torch: pip install -e '.[train]'")
+# Tiny models on a small shared machine: one thread avoids OpenMP contention (many times slower otherwise).
+torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -38,13 +38,13 @@ def test_causal_soft_moe_is_causal_and_paper_mode_is_not(device, attention):
     for mode in ("causal", "paper"):
         torch.manual_seed(1)
         # a wide init: at the default (0.02) the experts' output is too small to see the dispatch in fp32
-        model = Steel(model_args("debug", soft_moe=mode, attention=attention, init_std=0.3)).to(device)
+        model = Steel(model_args("debug", soft_moe=mode, attention=attention, init_std=1.0)).to(device)
         a, b = _outputs(model, tokens), _outputs(model, changed)
         earlier = (a[:, :17] - b[:, :17]).abs().max().item()
-        if mode == "causal":
-            assert earlier == 0.0, "a later token changed an earlier output"
+        if mode == "causal":  # exactly, on the CPU; a GPU may pick other kernels for other values
+            assert earlier <= (0.0 if device == "cpu" else 1e-6), "a later token changed an earlier output"
         else:
-            assert earlier > 1e-4, "paper mode dispatches over the whole sequence: earlier outputs must move"
+            assert earlier > 1e-3, "paper mode dispatches over the whole sequence: earlier outputs must move"
         assert (a[:, 17:] - b[:, 17:]).abs().max().item() > 1e-4
 
 
@@ -65,7 +65,7 @@ def test_model_with_every_fast_kernel_matches_the_reference_model(device):
 
     triton_or_skip()
     torch.manual_seed(0)
-    tokens = torch.randint(0, 512, (2, 33), device=device)
+    tokens = torch.randint(0, 512, (1, 17), device=device)
     results = []
     for kw in ({}, dict(rope="triton", rmsnorm="triton", loss="fused", loss_chunk=20),
                dict(rope="triton", rmsnorm="triton", loss="triton", attention="flash")):
@@ -75,9 +75,10 @@ def test_model_with_every_fast_kernel_matches_the_reference_model(device):
         loss.backward()
         results.append((loss.detach(), [p.grad for p in model.parameters()]))
     for loss, g in results[1:]:
-        torch.testing.assert_close(loss, results[0][0], atol=1e-5, rtol=1e-5)
+        atol = 1e-5 if device == "cpu" else 1e-4
+        torch.testing.assert_close(loss, results[0][0], atol=atol, rtol=1e-5)
         for a, b in zip(g, results[0][1]):
-            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(a, b, atol=atol, rtol=1e-4)
 
 
 def test_flops_count_what_the_model_computes():
@@ -110,3 +111,24 @@ def test_flavor_and_switch_validation():
         model_args("debug", attention="xformers")
     with pytest.raises(ValueError, match="unknown model flavor"):
         model_args("steel-7b")
+
+
+def test_compiled_blocks_match_eager(device):
+    """torch.compile per block: inductor on a GPU; aot_eager on the CPU (inductor's CPU build takes a minute)."""
+    from steel_train.model import Steel, model_args
+    from steel_train.parallel import apply_compile
+
+    tokens = torch.randint(0, 512, (2, 17), generator=torch.Generator().manual_seed(0)).to(device)
+    out = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = Steel(model_args("debug")).to(device)
+        if compiled:
+            apply_compile(model, backend="inductor" if device == "cuda" else "aot_eager")
+        loss = model(tokens[:, :-1], tokens[:, 1:])
+        loss.backward()
+        out.append((loss.detach(), [p.grad for p in model.parameters()]))
+    tol = {} if device == "cpu" else dict(atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out[1][0], out[0][0], **tol)
+    for a, b in zip(out[1][1], out[0][1]):
+        torch.testing.assert_close(a, b, **tol)

@@ -1,0 +1,210 @@
+"""SimHash dedup: fingerprinting throughput, then matching at 10^4..10^6 fingerprints against simhash-pybind's
+`find_all` (what Data-Juicer calls), on the same fingerprints; memory; scaling with Ray workers.
+
+    .venv/bin/python bench/dedup.py                          # sizes 1e4 1e5 1e6, Ray with 1 and 2 workers
+    .venv/bin/python bench/dedup.py --sizes 10000 --ray-workers    # no Ray
+    .venv/bin/pip install simhash-pybind                     # the comparison (benchmark only, not a dependency)
+
+Fingerprints: real SimHash values are either unrelated (64 random-looking bits) or near-copies of one another.
+The matching sets are n values around n/4 random centres, each with up to three random bits flipped, so about
+a quarter of all values have near neighbours (1.6 M pairs at 10^6), as in a crawl with heavy near-duplication.
+Every method runs in a fresh child process on the same values (regenerated from a seed), so its peak RSS is
+its own. Methods:
+
+  find_all     simhash-pybind 0.0.3 `find_all(values, 6, 4)` (C++, one core): the pairs Data-Juicer uses
+  reference    steel_data.dedup.near_duplicate_pairs (numpy, one process): the local executor's stage
+  serial P=1   steel_data.dedup_distributed, every stage in this process, one partition: one core
+  serial P=4   the same with 4 partitions (what the tasks do, run one after another)
+  ray Nw       the distributed stage as Ray tasks, a local Ray instance with N CPUs (start-up not counted)
+
+"pairs" is the number of distinct near-duplicate pairs; "same" says whether the method's pair set equals
+find_all's (or, without simhash-pybind, the reference's). The distributed rows run the whole stage (pairs,
+components, survivors), not pairs alone.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
+# `python bench/dedup.py` puts bench/ first on sys.path, where bench/tokenize.py would shadow the standard
+# library's tokenize (inspect, pandas need it): take bench/ off before anything imports it, load bench
+# modules by path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+sys.path.insert(0, str(REPO))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def bench_module(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fingerprints(n: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 2**63, max(n // 4, 1), dtype=np.int64).astype(np.uint64) << np.uint64(1)
+    v = base[rng.integers(0, len(base), n)]
+    for _ in range(3):
+        bit = rng.integers(0, 64, n).astype(np.uint64)
+        hit = rng.random(n) < 0.5
+        v[hit] ^= np.uint64(1) << bit[hit]
+    return v
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited across fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pair_codes(lo: np.ndarray, hi: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Pairs of values as sorted int64 codes (index of lo * n + index of hi in the sorted distinct values)."""
+    uniq = np.unique(values)
+    a, b = np.searchsorted(uniq, lo), np.searchsorted(uniq, hi)
+    return np.sort(np.minimum(a, b).astype(np.int64) * len(uniq) + np.maximum(a, b))
+
+
+def child(method: str, n: int, out: Path) -> dict:
+    """Run one method on the n fingerprints; write its pairs to `out`; return the figures."""
+    values = fingerprints(n)
+    uniq = np.unique(values)
+    rss0 = peak_rss_mb()
+    extra = {}
+    if method == "find_all":
+        import simhash
+
+        hashes = [int(x) for x in uniq]
+        t = time.perf_counter()
+        found = simhash.find_all(hashes, 6, 4)
+        seconds = time.perf_counter() - t
+        arr = np.array(list(found), dtype=np.uint64).reshape(-1, 2)  # a set of (lo, hi) tuples
+        lo, hi = arr[:, 0], arr[:, 1]
+    elif method == "reference":
+        from steel_data.dedup import near_duplicate_pairs
+
+        t = time.perf_counter()
+        pairs = near_duplicate_pairs(uniq, 6, 4)
+        seconds = time.perf_counter() - t
+        lo, hi = uniq[pairs[:, 0]], uniq[pairs[:, 1]]
+    else:
+        from steel_data.dedup_distributed import deduplicate_distributed
+
+        orders = np.arange(n, dtype=np.int64)
+        shards = 16
+        sources = [(orders[i::shards], values[i::shards]) for i in range(shards)]
+        engine = None
+        if method.startswith("ray"):
+            import ray
+
+            from steel_data.ray_executor import RayEngine
+
+            workers = int(method[3:-1])
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            t = time.perf_counter()
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+                     object_store_memory=1 << 30)
+            extra["startup_s"] = round(time.perf_counter() - t, 2)
+            engine = RayEngine()
+            sources = [ray.put(s) for s in sources]  # the shards are in the cluster already, as in a job
+            deduplicate_distributed(sources[:1], 6, 4, engine=engine, parts=2 * workers)  # warm the workers
+            parts = 2 * workers
+        else:
+            parts = int(method.split("P=")[1])
+        t = time.perf_counter()
+        res = deduplicate_distributed(sources, 6, 4, engine=engine, parts=parts, collect_pairs=True)
+        seconds = time.perf_counter() - t
+        lo, hi = res.pair_values
+        extra |= {"rounds": res.rounds, "max_task_rows": res.max_task_rows, "cpu_s": round(res.cpu_seconds, 2)}
+    np.save(out, pair_codes(lo, hi, values))
+    return {"method": method, "n": n, "seconds": seconds, "pairs": int(len(lo)),
+            "rss_mb": round(peak_rss_mb(), 1), "rss_over_input_mb": round(peak_rss_mb() - rss0, 1), **extra}
+
+
+def fingerprint_throughput(limit: int) -> None:
+    from operators import registry
+
+    corpus = bench_module("corpus")
+    inputs = corpus.build_inputs(Path.home() / ".cache" / "steel" / "parity")
+    read_texts = corpus.read_texts
+    print("\n== fingerprints/s (document_simhash_deduplicator, one process)")
+    print("| input | params | docs | MB | seconds | docs/s | MB/s |\n|---|---|---:|---:|---:|---:|---:|")
+    for name, params in (("text", {"tokenization": "space", "window_size": 6}),
+                         ("text", {"tokenization": "character", "window_size": 6}),
+                         ("code", {"tokenization": "space", "window_size": 6, "ignore_pattern": r"\p{P}"})):
+        texts = read_texts(inputs[name])[:limit]
+        op = registry.build("document_simhash_deduplicator", params)
+        op.ensure_ready()
+        mb = sum(len(t.encode()) for t in texts) / 1e6
+        t = time.perf_counter()
+        for text in texts:
+            op.fingerprint(text)
+        s = time.perf_counter() - t
+        label = ", ".join(f"{k}={v}" for k, v in params.items())
+        print(f"| {name} | {label} | {len(texts)} | {mb:.1f} | {s:.2f} | {len(texts) / s:,.0f} | {mb / s:.2f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="*", default=[10**4, 10**5, 10**6])
+    ap.add_argument("--ray-workers", type=int, nargs="*", default=[1, 2])
+    ap.add_argument("--no-fingerprints", action="store_true")
+    ap.add_argument("--fingerprint-docs", type=int, default=5000)
+    ap.add_argument("--child", nargs=3, metavar=("METHOD", "N", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        method, n, out = args.child
+        print(json.dumps(child(method, int(n), Path(out))))
+        return
+    if not args.no_fingerprints:
+        fingerprint_throughput(args.fingerprint_docs)
+    try:
+        import simhash  # noqa: F401
+
+        methods = ["find_all"]
+    except ImportError:
+        methods = []
+        print("\n(simhash-pybind is not installed: `pip install simhash-pybind` adds the find_all comparison)")
+    methods += ["reference", "serial P=1", "serial P=4"] + [f"ray{w}w" for w in args.ray_workers]
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"steel-bench-dedup-{os.getpid()}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    print("\n== matching: distinct near-duplicate pairs (6 blocks, distance 4)")
+    print("| n | method | seconds | fingerprints/s | pairs | same | peak RSS MB | notes |")
+    print("|---:|---|---:|---:|---:|---|---:|---|")
+    for n in args.sizes:
+        truth = None
+        for method in methods:
+            out = tmp / f"{method.replace(' ', '_').replace('=', '')}-{n}.npy"
+            proc = subprocess.run([sys.executable, __file__, "--child", method, str(n), str(out)], cwd=REPO,
+                                  capture_output=True, text=True)
+            if proc.returncode:
+                print(f"| {n:,} | {method} | failed: {proc.stderr.strip().splitlines()[-1][:80]} |||||")
+                continue
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            codes = np.load(out)
+            if truth is None:
+                truth = codes
+            same = "yes" if np.array_equal(codes, truth) else "NO"
+            notes = ", ".join(f"{k} {v}" for k, v in r.items() if k in ("rounds", "startup_s", "cpu_s"))
+            if "max_task_rows" in r:
+                notes += f", max rows/task {max(r['max_task_rows'].values()):,}"
+            print(f"| {n:,} | {method} | {r['seconds']:.2f} | {n / r['seconds']:,.0f} | {r['pairs']:,} | {same} "
+                  f"| {r['rss_mb']:.0f} | {notes} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
