@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--text-template", default=None, help="build the text from fields, e.g. '{title}\\n{summary}'")
     run.add_argument("--set", action="append", default=[], metavar="OP.PARAM=VALUE", help="override an op parameter")
     run.add_argument("--skip-op", action="append", default=[], metavar="OP", help="leave an operator out")
-    run.add_argument("--shard-size", type=int, default=4096, help="records per shard (unit of work and resume)")
+    run.add_argument("--shard-size", type=int, default=1024, help="records per shard (unit of work and resume)")
     run.add_argument("--format", choices=["parquet", "jsonl"], default="parquet")
     run.add_argument("--overwrite", action="store_true", help="discard a previous run's outputs in OUTDIR")
     run.add_argument("--no-progress", action="store_true")

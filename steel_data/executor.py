@@ -30,12 +30,14 @@ import pyarrow.parquet as pq
 from steel_data import io as sio
 from steel_data.dedup import deduplicate
 from steel_data.pipeline import new_op_stats, run_batch
-from steel_data.readers import Source, TextMapping, count_records, expand_inputs, read_shard
+from steel_data.readers import Source, TextMapping, count_records, expand_inputs, line_offsets, read_shard
 from steel_data.recipe import Recipe
 from steel_data.schema import ORDER, SIMHASH, order_of, strip_internal
 from steel_data.stats import OpStats, RunStats
 
-DEFAULT_SHARD_SIZE = 4096
+# Small enough that two workers balance on a few thousand documents, large enough that per-shard costs
+# (a task, a parquet file, a marker) stay negligible.
+DEFAULT_SHARD_SIZE = 1024
 DEFAULT_BATCH_SIZE = 1024
 
 
@@ -49,6 +51,7 @@ class ShardSpec:
     source: Source
     start: int
     stop: int
+    offset: int | None = None  # byte offset of record `start` where the source can seek (plain JSONL)
 
 
 @dataclass
@@ -88,8 +91,10 @@ def plan_shards(sources: list[Source], shard_size: int) -> list[ShardSpec]:
     specs = []
     for source in sources:
         n = count_records(source)
-        for start in range(0, max(n, 1), shard_size):
-            specs.append(ShardSpec(len(specs), source, start, min(start + shard_size, n)))
+        offsets = line_offsets(source, shard_size)
+        for k, start in enumerate(range(0, max(n, 1), shard_size)):
+            offset = offsets[k] if offsets is not None and k < len(offsets) else None
+            specs.append(ShardSpec(len(specs), source, start, min(start + shard_size, n), offset))
     return specs
 
 
@@ -115,7 +120,7 @@ class LocalExecutor:
                     f"{self.out} holds the output of a different job (recipe, inputs or options differ); "
                     "choose another output folder or remove it"
                 )
-            return [ShardSpec(s["index"], Source(**s["source"]), s["start"], s["stop"]) for s in plan["shards"]]
+            return [ShardSpec(**{**s, "source": Source(**s["source"])}) for s in plan["shards"]]
         specs = plan_shards(expand_inputs(cfg.inputs), cfg.shard_size)
         sio.write_json_atomic(plan_path, {"job": fingerprint, "shards": [asdict(s) for s in specs]})
         return specs
@@ -351,7 +356,7 @@ def process_shard(config: RunConfig, spec: ShardSpec) -> dict:
     recipe = config.recipe
     work = Path(config.outdir) / "_work" / "shards"
     t0 = time.process_time()
-    read = read_shard(spec.source, spec.start, spec.stop, config.mapping)
+    read = read_shard(spec.source, spec.start, spec.stop, config.mapping, spec.offset)
     stats = RunStats(ops=new_op_stats(recipe), input_records=read.records, shards=1)
     stats.read_seconds = time.process_time() - t0
     quarantine = [q.to_json() for q in read.quarantined]

@@ -190,6 +190,22 @@ def count_records(source: Source) -> int:
     return n + (0 if last == b"\n" else 1)
 
 
+def line_offsets(source: Source, every: int) -> list[int] | None:
+    """Byte offsets of lines 0, every, 2*every, ... of a plain (uncompressed) JSONL file, so that a shard
+    can seek to its first line instead of reading past the lines before it; None where seeking is
+    impossible (compressed files, JSON arrays, Parquet)."""
+    if source.fmt != "json" or source.compression is not None or _is_json_array(source):
+        return None
+    offsets, line, pos = [0], 0, 0
+    with open(source.path, "rb") as fh:
+        for raw in fh:
+            line += 1
+            pos += len(raw)
+            if line % every == 0:
+                offsets.append(pos)
+    return offsets
+
+
 def _load_json_array(source: Source) -> list:
     with open_binary(source) as fh:
         data = orjson.loads(fh.read())
@@ -198,15 +214,22 @@ def _load_json_array(source: Source) -> list:
     return data
 
 
-def iter_raw_records(source: Source, start: int, stop: int) -> Iterator[tuple[int, Any, bytes | None]]:
-    """(record index, parsed object or exception, raw bytes) for records in [start, stop)."""
+def iter_raw_records(
+    source: Source, start: int, stop: int, offset: int | None = None
+) -> Iterator[tuple[int, Any, bytes | None]]:
+    """(record index, parsed object or exception, raw bytes) for records in [start, stop); `offset`, when
+    known, is the byte offset of line `start` in a plain JSONL file."""
     if source.fmt == "json" and _is_json_array(source):
         data = _load_json_array(source)
         for i in range(start, min(stop, len(data))):
             yield i, data[i], None
         return
     with open_binary(source) as fh:
-        for i, line in enumerate(fh):
+        first = 0
+        if offset is not None:
+            fh.seek(offset)
+            first = start
+        for i, line in enumerate(fh, first):
             if i < start:
                 continue
             if i >= stop:
@@ -217,14 +240,14 @@ def iter_raw_records(source: Source, start: int, stop: int) -> Iterator[tuple[in
                 yield i, exc, line
 
 
-def read_shard(source: Source, start: int, stop: int, mapping: TextMapping) -> ShardRead:
+def read_shard(source: Source, start: int, stop: int, mapping: TextMapping, offset: int | None = None) -> ShardRead:
     """Records [start, stop) of a source as a table (`id`, text column, other fields) plus quarantine."""
     if source.fmt == "parquet":
         return _read_parquet_shard(source, start, stop, mapping)
     rows: list[dict] = []
     quarantined: list[Quarantined] = []
     records = 0
-    for index, obj, raw in iter_raw_records(source, start, stop):
+    for index, obj, raw in iter_raw_records(source, start, stop, offset):
         if raw is not None and not raw.strip():
             continue  # a blank line is not a record
         records += 1

@@ -126,3 +126,19 @@ def test_real_sources_read_cleanly(corpus):
         read, n = read_all(steel / name, mapping)
         assert read.table.num_rows + len(read.quarantined) == read.records > 0, name
         assert read.table.num_rows > 0.9 * read.records, name
+
+
+def test_plain_jsonl_shards_seek_to_their_first_line(tmp_path):
+    from steel_data.readers import line_offsets
+
+    lines = [json.dumps({"text": f"doc {i}"}) for i in range(10)]
+    path = write(tmp_path / "o.jsonl", ("\n".join(lines) + "\n").encode())
+    (src,) = expand_inputs([str(path)])
+    offsets = line_offsets(src, 4)
+    assert offsets == [0, sum(len(x) + 1 for x in lines[:4]), sum(len(x) + 1 for x in lines[:8])]
+    seeked = read_shard(src, 4, 8, TextMapping(), offsets[1])
+    scanned = read_shard(src, 4, 8, TextMapping())
+    assert seeked.table.equals(scanned.table)
+    assert seeked.table.column("id").to_pylist() == [f"o.jsonl#{i}" for i in range(4, 8)]
+    gz = write(tmp_path / "o.jsonl.gz", ("\n".join(lines) + "\n").encode())
+    assert line_offsets(expand_inputs([str(gz)])[0], 4) is None
