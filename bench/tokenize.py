@@ -10,6 +10,8 @@ Bare library: Qwen's vocabulary in tiktoken, one call per document (`encode_ordi
 the fastest call), in one process; on 2 cores, the same in 2 forked processes over halves of the documents
 (and tiktoken's own threaded `encode_ordinary_batch` for reference); `tokenizers` with the same vocabulary
 as tokenizer.json on a sample, for the tiktoken-vs-tokenizers ratio.
+Bare program: the smallest whole program doing that encoding (start Python, load the tokenizer, read the same
+Parquet files, encode each document; no NFC, no packing, nothing written), one process.
 Steel: the whole `steel tokenize` command (process start, reading Parquet, NFC, encoding, packing, writing and
 checksumming shards, manifest) with --workers 1 and 2; outputs of both must be byte-identical.
 
@@ -158,6 +160,29 @@ def bare_hf(sample_bytes: int) -> tuple[float, int]:
     return size / 1e6 / t_hf, size / 1e6 / t_tt
 
 
+# The smallest whole program doing the same encoding: start, load the tokenizer, read the same Parquet text,
+# encode each document (no NFC, no packing, nothing written).
+BARE_PROGRAM = r"""
+import sys
+import pyarrow.parquet as pq
+from steel_data.tokenize import get_tokenizer
+enc = get_tokenizer("qwen")._encoding
+none, n = frozenset(), 0
+for path in sys.argv[1:]:
+    pf = pq.ParquetFile(path)
+    for rg in range(pf.metadata.num_row_groups):
+        for text in pf.read_row_group(rg, columns=["text"], use_threads=False).column("text").to_pylist():
+            n += len(enc.encode_to_numpy(text, allowed_special=none, disallowed_special=()))
+print(n)
+"""
+
+
+def bare_program(files: list[str]) -> tuple[float, float, int]:
+    cc0, t0 = cpu_children(), time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", BARE_PROGRAM, *files], check=True, capture_output=True, text=True)
+    return time.perf_counter() - t0, cpu_children() - cc0, int(out.stdout)
+
+
 # -- steel tokenize ---------------------------------------------------------------------------------------
 def steel(inputs: list[str], out: Path, workers: int, shard_mb: float) -> tuple[float, float, dict]:
     if out.exists():
@@ -204,10 +229,21 @@ def main(argv=None) -> int:
             wall, cpu, manifest = steel(inputs, tmp / f"out{cores}", cores, args.shard_mb)
             return wall, cpu, manifest["tokens"], manifest
 
-        plan = []
+        tiny = tmp / "tiny" / "data"
+        tiny.mkdir(parents=True)
+        pq.write_table(pa.table({"id": ["t#0"], "text": ["one short document"]}), tiny / "part-00000.parquet")
+
+        def steel_startup():  # the whole command on one document: start-up and fixed costs only
+            wall, cpu, manifest = steel([f"tiny={tiny}", f"tiny2={tiny}", f"tiny3={tiny}"], tmp / "out-tiny", 1, 1)
+            return wall, cpu, manifest["tokens"]
+
+        files = [str(f) for name in texts for f in sorted((tmp / "in" / name / "data").glob("*.parquet"))]
+        plan = [("steel tokenize, 1 document (fixed costs)", steel_startup)]
         for cores in (1, 2):
             plan.append((f"tiktoken encode_ordinary x{cores}", lambda c=cores: bare(_bare_ordinary, c)))
             plan.append((f"tiktoken encode_to_numpy x{cores}", lambda c=cores: bare(_bare_numpy, c)))
+            if cores == 1:
+                plan.append(("bare program (start, load, read, encode) x1", lambda: bare_program(files)))
             if cores > 1:
                 plan.append((f"tiktoken encode_ordinary_batch threads x{cores}", lambda c=cores: bare_threads(c)))
             plan.append((f"steel tokenize --workers {cores}", lambda c=cores: steel_run(c)))
@@ -225,10 +261,14 @@ def main(argv=None) -> int:
         text_mb_steel = sum(s["text_bytes"] for s in manifest["sources"]) / 1e6
         hf_mbs, tt_mbs = bare_hf(int(args.hf_sample_mb * 1e6))
     assert abs(text_mb_steel - mb) < 1e-6 * mb + 1e-3, (text_mb_steel, mb)
+    fixed = results.pop("steel tokenize, 1 document (fixed costs)")
+    print(f"fixed costs of the whole command (one document): {fixed['wall']:.2f} s wall, {fixed['cpu']:.2f} s CPU")
     for label, r in results.items():
         r["mb_s"] = mb / r["wall"]
         r["tok_s"] = r["tokens"] / r["wall"]
         r["cpu_s_per_mb"] = r["cpu"] / mb
+        if label.startswith("steel"):
+            r["steady_cpu_s_per_mb"] = (r["cpu"] - fixed["cpu"]) / mb
     print(f"{'':46s} {'wall s':>7s} {'MB/s':>7s} {'Mtok/s':>7s} {'CPU s/MB':>9s}")
     for label, r in results.items():
         print(f"{label:46s} {r['wall']:7.2f} {r['mb_s']:7.2f} {r['tok_s'] / 1e6:7.3f} {r['cpu_s_per_mb']:9.4f}")
@@ -239,7 +279,11 @@ def main(argv=None) -> int:
             b = results[f"tiktoken {name} x{cores}"]
             summary[f"{name} x{cores}"] = (s["mb_s"] / b["mb_s"], b["cpu_s_per_mb"] / s["cpu_s_per_mb"])
             print(f"{cores} core(s): steel tokenize / bare tiktoken {name}: {s['mb_s'] / b['mb_s']:.1%} of its MB/s "
-                  f"(wall clock), {b['cpu_s_per_mb'] / s['cpu_s_per_mb']:.1%} per CPU second")
+                  f"(wall clock), {b['cpu_s_per_mb'] / s['cpu_s_per_mb']:.1%} per CPU second, "
+                  f"{b['cpu_s_per_mb'] / s['steady_cpu_s_per_mb']:.1%} per CPU second without the fixed costs")
+    s, b = results["steel tokenize --workers 1"], results["bare program (start, load, read, encode) x1"]
+    print(f"1 core: steel tokenize / the bare whole program: {s['mb_s'] / b['mb_s']:.1%} of its MB/s (wall clock), "
+          f"{b['cpu_s_per_mb'] / s['cpu_s_per_mb']:.1%} per CPU second")
     s1, s2 = results["steel tokenize --workers 1"], results["steel tokenize --workers 2"]
     b1, b2 = results["tiktoken encode_to_numpy x1"], results["tiktoken encode_to_numpy x2"]
     print(f"scaling 1 -> 2 cores: steel x{s2['mb_s'] / s1['mb_s']:.2f}, bare tiktoken x{b2['mb_s'] / b1['mb_s']:.2f}; "
@@ -247,7 +291,7 @@ def main(argv=None) -> int:
     print(f"tokenizers (tokenizer.json) vs tiktoken, same vocabulary and sample, 1 core: {hf_mbs:.2f} vs "
           f"{tt_mbs:.2f} MB/s (tiktoken x{tt_mbs / hf_mbs:.1f})")
     if args.json:
-        Path(args.json).write_text(json.dumps({"text_mb": mb, "docs": len(_DOCS), "results": results,
+        Path(args.json).write_text(json.dumps({"text_mb": mb, "docs": len(_DOCS), "results": results, "fixed": fixed,
                                                "ratios": summary, "identical": identical, "hf_mb_s": hf_mbs,
                                                "tiktoken_mb_s": tt_mbs}, indent=2))
     return 0 if identical else 1

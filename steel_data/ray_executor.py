@@ -72,7 +72,9 @@ _JOB: dict = {"key": None, "config": None, "shards": 0, "ops_built": 0}
 
 def _shard_task(job_key: str, config: RunConfig, spec: ShardSpec, memory_budget: int | None) -> dict:
     if _JOB["key"] != job_key:  # this process's first shard of this job
-        _JOB.update(key=job_key, config=config, shards=0, ops_built=0)
+        _JOB.update(key=job_key, config=None, shards=0, ops_built=0)
+    if _JOB["config"] is None:  # first shard, or the state was dropped (memory budget)
+        _JOB["config"] = config
     config = _JOB["config"]
     ops = config.recipe.ops
     before = sum(op._ready for op in ops)
@@ -95,12 +97,21 @@ def _release_memory() -> None:
     import ctypes
     import gc
 
-    _JOB.update(key=None, config=None)
+    _JOB["config"] = None
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+def _warm_worker() -> None:
+    from operators import registry
+
+    registry.names()  # imports every operator module
+    import steel_data.dedup_distributed  # noqa: F401
+
+    time.sleep(0.2)  # held a moment, so that each warm-up task lands on a worker process of its own
 
 
 def _final_part_task(config: RunConfig, spec: ShardSpec, drops: np.ndarray | None) -> int:
@@ -162,6 +173,9 @@ class RayExecutor(LocalExecutor):
                 ray.init(num_cpus=self.config.workers or None, object_store_memory=self.object_store_memory,
                          **kwargs)
                 self._started_ray = True
+        # worker processes start and import the pipeline now, as part of start-up, not in the first shards
+        warm = ray.remote(_warm_worker).options(num_cpus=1, scheduling_strategy="SPREAD")
+        ray.get([warm.remote() for _ in range(self._worker_count())])
         self.startup_seconds = time.perf_counter() - t
 
     def run(self):

@@ -91,6 +91,19 @@ def test_same_output_and_statistics_as_local(sample_dir, ray_driver, tmp_path):
     assert ex["dedup"]["partitions"] >= 2
 
 
+def test_a_worker_over_its_memory_budget_drops_its_state(sample_dir, ray_driver, tmp_path):
+    """`worker_memory`: reserved per task, and a worker past it rebuilds its operators for the next shard."""
+    from steel_data.ray_executor import RayExecutor
+
+    recipe = text_recipe(sample_dir / "models")
+    cfg = RunConfig(recipe=recipe, inputs=[str(sample_dir / "input")], outdir=tmp_path / "o", shard_size=100,
+                    workers=1)
+    stats = RayExecutor(cfg, worker_memory=32 * 2**20).run().stats  # below any Python process: always over
+    assert stats["executor"]["worker_memory_mb"] == 32 and stats["accounting"]["balanced"]
+    busy = max(stats["executor"]["workers"], key=lambda w: w["shards"])
+    assert busy["shards"] > 1 and busy["ops_built"] == busy["shards"] * len(recipe.ops)
+
+
 def test_resumes_from_what_a_crash_left(sample_dir, ray_driver, tmp_path):
     from steel_data.ray_executor import RayExecutor
 
