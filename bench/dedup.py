@@ -30,9 +30,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
-# `python bench/dedup.py` puts bench/ first on sys.path, where bench/tokenize.py would shadow the standard
-# library's tokenize (inspect, pandas need it): take bench/ off before anything imports it, load bench
-# modules by path.
+# `python bench/dedup.py` puts bench/ first on sys.path, where a script named like a standard module
+# would shadow the standard library's (as bench/tokenize.py, since renamed, shadowed tokenize): take
+# bench/ off before anything imports it; load bench modules by path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 sys.path.insert(0, str(REPO))
 
@@ -132,7 +132,8 @@ def child(method: str, n: int, out: Path) -> dict:
         # in this process for the serial engine; for Ray, the tasks' CPU plus the driver's
         cpu = time.process_time() - c if engine is None else res.cpu_seconds + time.process_time() - c
         lo, hi = res.pair_values
-        extra |= {"rounds": res.rounds, "max_task_rows": res.max_task_rows}
+        extra |= {"rounds": res.rounds, "max_task_rows": res.max_task_rows,
+                  "task_rss_mb": round(res.peak_task_rss_mb)}
     np.save(out, pair_codes(lo, hi, values))
     return {"method": method, "n": n, "seconds": seconds, "cpu": cpu, "pairs": int(len(lo)),
             "rss_mb": round(peak_rss_mb(), 1), "rss_over_input_mb": round(peak_rss_mb() - rss0, 1), **extra}
@@ -209,6 +210,8 @@ def main() -> None:
                 truth = codes
             same = "yes" if np.array_equal(codes, truth) else "NO"
             notes = ", ".join(f"{k} {v}" for k, v in r.items() if k in ("rounds", "startup_s"))
+            if method.startswith("ray"):
+                notes += f", peak task RSS {r['task_rss_mb']} MB"
             if "max_task_rows" in r:
                 notes += f", max rows/task {max(r['max_task_rows'].values()):,}"
             print(f"| {n:,} | {method} | {r['seconds']:.2f} | {r['cpu']:.2f} | {n / r['seconds']:,.0f} | "

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 
-# bench/ holds scripts named like standard-library modules (tokenize.py); `python bench/dj_driver.py` puts
+# bench/ holds scripts named like standard-library modules (there was a bench/tokenize.py; it is now tokenize_bench.py); `python bench/dj_driver.py` puts
 # it first on sys.path, where it would shadow them inside Data-Juicer's imports. This script needs none of
 # its neighbours.
 if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):

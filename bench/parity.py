@@ -38,7 +38,7 @@ import yaml
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-# bench/ holds scripts named like standard-library modules (tokenize.py): keep it off the front of sys.path
+# bench/ holds scripts named like standard-library modules (there was a bench/tokenize.py; it is now tokenize_bench.py): keep it off the front of sys.path
 # (where `python bench/parity.py` puts it) and search it last, only for the helper modules below.
 if sys.path and Path(sys.path[0] or ".").resolve() == BENCH:
     sys.path.pop(0)

@@ -23,8 +23,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
-# `python bench/ray.py` puts bench/ first on sys.path, where bench/tokenize.py would shadow the standard
-# library's tokenize: take bench/ off before anything imports it; load bench modules by path.
+# `python bench/ray.py` puts bench/ first on sys.path, where a script named like a standard module
+# would shadow the standard library's (as bench/tokenize.py, since renamed, shadowed tokenize): take
+# bench/ off before anything imports it; load bench modules by path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 sys.path.insert(0, str(REPO))
 

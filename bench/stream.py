@@ -20,7 +20,7 @@ from __future__ import annotations
 import os as _os
 import sys as _sys
 
-# Run as a script, bench/ is sys.path[0], and bench/tokenize.py would shadow the standard library's tokenize.
+# Run as a script, bench/ is sys.path[0], and a script named like a standard module (bench/tokenize.py, since renamed) would shadow the standard library's tokenize.
 _HERE = _os.path.dirname(_os.path.abspath(__file__))
 _sys.path[:] = [p for p in _sys.path if _os.path.abspath(p or ".") != _HERE]
 if getattr(_sys.modules.get("tokenize"), "__file__", "").startswith(_HERE):

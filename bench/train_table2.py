@@ -28,7 +28,7 @@ import os
 import sys
 
 # Run as `python bench/train_table2.py`, Python puts bench/ first on the path, where a benchmark module may share a
-# standard module's name (bench/tokenize.py): take bench/ off the path before importing anything else.
+# standard module's name (a script named like a standard module (bench/tokenize.py, since renamed)): take bench/ off the path before importing anything else.
 _BENCH = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _BENCH]
 sys.path.insert(0, os.path.dirname(_BENCH))

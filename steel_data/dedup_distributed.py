@@ -100,6 +100,18 @@ def _read_source(source: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(source[0], np.int64), np.asarray(source[1], np.uint64)
 
 
+def _peak_rss_mb() -> float:
+    """The peak resident memory of the process running the task (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 # -- A: per shard -----------------------------------------------------------------------------------------
 def shard_values(source: Any, parts: int) -> tuple:
     """Stage A. `source`: a shard's Parquet file (with the `_order` and `_simhash` columns) or an
@@ -115,7 +127,7 @@ def shard_values(source: Any, parts: int) -> tuple:
     values, firsts = fps[first], orders[first]
     pieces = split(partition_of(values, parts), parts, values, firsts, counts)
     info = {"stage": "A", "rows": int(len(fps)), "docs": int(len(fps)), "zero_docs": int((fps == 0).sum()),
-            "cpu": time.process_time() - t0}
+            "cpu": time.process_time() - t0, "peak_rss_mb": _peak_rss_mb()}
     return (*pieces, orders[~first], info)
 
 
@@ -158,7 +170,8 @@ def reduce_values(parts: int, masks: Sequence[int], *pieces: tuple) -> tuple:
                      np.concatenate(vs) if vs else _EMPTY_U64, np.concatenate(ns) if ns else _EMPTY_I64))
     del per_table
     node_pieces = split(partition_of(nodes, parts), parts, nodes, total, values)
-    info = {"stage": "B", "rows": rows, "unique": int(len(values)), "cpu": time.process_time() - t0}
+    info = {"stage": "B", "rows": rows, "unique": int(len(values)), "cpu": time.process_time() - t0,
+            "peak_rss_mb": _peak_rss_mb()}
     return (*cand, *node_pieces, dropped, info)
 
 
@@ -222,7 +235,8 @@ def candidate_pairs(parts: int, masks: Sequence[int], hamming_distance: int, col
                            np.concatenate(edge_b) if edge_b else _EMPTY_I64)
     out = _route_edges(src, dst, parts)
     pairs = (np.concatenate(lo_vals), np.concatenate(hi_vals)) if lo_vals else (_EMPTY_U64, _EMPTY_U64)
-    info = {"stage": "C", "rows": rows, "pairs": counted, "cpu": time.process_time() - t0}
+    info = {"stage": "C", "rows": rows, "pairs": counted, "cpu": time.process_time() - t0,
+            "peak_rss_mb": _peak_rss_mb()}
     return (*out, pairs, info)
 
 
@@ -283,7 +297,8 @@ def star_round(kind: str, parts: int, *pieces: tuple) -> tuple:
     else:
         raise ValueError(f"unknown round {kind!r}")
     out = _route_edges(hi, lo, parts)
-    return (*out, {"stage": "D", "rows": int(len(src)), "converged": converged, "cpu": time.process_time() - t0})
+    return (*out, {"stage": "D", "rows": int(len(src)), "converged": converged, "cpu": time.process_time() - t0,
+                   "peak_rss_mb": _peak_rss_mb()})
 
 
 # -- E, F: roots, drops, component sizes; G: example members ------------------------------------------
@@ -321,7 +336,7 @@ def resolve_roots(parts: int, top: int, n_node_pieces: int, *pieces: tuple) -> t
     best = _top(single_sizes, single_values, top)
     examples = [(int(single_sizes[i]), int(single_values[i]), np.array([single_values[i]], np.uint64)) for i in best]
     out = split(partition_of(root[in_edges], parts), parts, root[in_edges], counts[in_edges], values[in_edges])
-    return (*out, dropped, single_sizes, examples, {"cpu": time.process_time() - t0})
+    return (*out, dropped, single_sizes, examples, {"cpu": time.process_time() - t0, "peak_rss_mb": _peak_rss_mb()})
 
 
 def component_sizes(top: int, *pieces: tuple) -> tuple:
@@ -330,7 +345,7 @@ def component_sizes(top: int, *pieces: tuple) -> tuple:
     t0 = time.process_time()
     roots, counts, values = _concat(pieces, 3, (np.int64, np.int64, np.uint64))
     if not len(roots):
-        return _EMPTY_I64, [], {"cpu": time.process_time() - t0}
+        return _EMPTY_I64, [], {"cpu": time.process_time() - t0, "peak_rss_mb": _peak_rss_mb()}
     sort = np.lexsort((values, roots))
     roots, counts, values = roots[sort], counts[sort], values[sort]
     starts = np.flatnonzero(_first_per_group(roots))
@@ -338,7 +353,7 @@ def component_sizes(top: int, *pieces: tuple) -> tuple:
     least = values[starts]  # values are sorted within each root
     ends = np.append(starts[1:], len(roots))
     examples = [(int(sizes[i]), int(least[i]), values[starts[i]:ends[i]].copy()) for i in _top(sizes, least, top)]
-    return sizes, examples, {"cpu": time.process_time() - t0}
+    return sizes, examples, {"cpu": time.process_time() - t0, "peak_rss_mb": _peak_rss_mb()}
 
 
 def cluster_members(source: Any, clusters: Sequence[np.ndarray], members: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -382,6 +397,7 @@ class DistributedDedup:
     pair_values: tuple[np.ndarray, np.ndarray] | None = None  # (lo, hi) values of every pair, if collected
     stage_seconds: dict[str, float] = field(default_factory=dict)
     max_task_rows: dict[str, int] = field(default_factory=dict)  # per stage: the most rows one task held
+    peak_task_rss_mb: float = 0.0  # the largest peak RSS of a process that ran a task
 
 
 def default_partitions(fingerprints: int, workers: int, num_blocks: int = 6, hamming_distance: int = 4,
@@ -509,4 +525,5 @@ def deduplicate_distributed(sources: Sequence[Any], num_blocks: int, hamming_dis
         stage_seconds=wall,
         max_task_rows={st: max((i["rows"] for i in infos if i.get("stage") == st), default=0)
                        for st in "ABCD"},
+        peak_task_rss_mb=max((i.get("peak_rss_mb", 0.0) for i in infos), default=0.0),
     )

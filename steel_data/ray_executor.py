@@ -238,7 +238,8 @@ class RayExecutor(LocalExecutor):
         res = deduplicate_distributed(paths, p.num_blocks, p.hamming_distance, engine=RayEngine(self.worker_memory),
                                       parts=parts, examples=10, members=5)
         self._dedup_info = {"partitions": res.partitions, "rounds": res.rounds,
-                            "stage_seconds": {k: round(v, 3) for k, v in res.stage_seconds.items()}}
+                            "stage_seconds": {k: round(v, 3) for k, v in res.stage_seconds.items()},
+                            "max_task_rows": res.max_task_rows, "peak_task_rss_mb": round(res.peak_task_rss_mb, 1)}
         sizes = [size for size, _ in res.examples]
         wanted = {order: (rank, fp) for rank, (_, docs) in enumerate(res.examples) for order, fp in docs}
         return res.drop_orders, dedup_summary(

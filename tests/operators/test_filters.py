@@ -129,3 +129,32 @@ def test_tokenized_alphanumeric_uses_the_given_tokenizer(tmp_path):
 def test_word_filters_refuse_tokenization_without_model():
     with pytest.raises(registry.RecipeError, match="model_path"):
         registry.build("words_num_filter", {"tokenization": True})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(unicode_text, repetitive, st.text(alphabet="ab", min_size=10, max_size=400)))
+def test_hashed_char_ngram_counts_equal_byte_comparison(text):
+    import numpy as np
+
+    from operators.filters.text_stats import char_ngram_counts, char_ngram_counts_bytes
+
+    cps = Doc(text).codepoints
+    for n in (1, 3, 10):
+        if len(cps) >= n:
+            assert sorted(char_ngram_counts(cps, n).tolist()) == sorted(char_ngram_counts_bytes(cps, n).tolist())
+    # period 7 over 50 code points: 41 ten-grams, 7 distinct
+    assert np.sort(char_ngram_counts(np.arange(50, dtype=np.uint32) % 7, 10)).tolist() == [5, 6, 6, 6, 6, 6, 6]
+
+
+def test_class_tables_match_python_and_survive_the_disk_cache(tmp_path, monkeypatch):
+    import numpy as np
+
+    from operators.filters import text_stats
+
+    monkeypatch.setenv("STEEL_CACHE", str(tmp_path))
+    built = text_stats._cached_class_table("alnum")
+    loaded = text_stats._cached_class_table("alnum")  # second call reads the file
+    assert list(tmp_path.glob("alnum-unicode-*.npy"))
+    assert np.array_equal(built, loaded)
+    for cp in (ord("a"), ord("中"), ord("1"), ord("٣"), ord("!"), ord(" "), 0x10FFFF):
+        assert bool(loaded[cp]) == chr(cp).isalnum()

@@ -1,6 +1,6 @@
 """`steel tokenize` against the bare tokenizer library on the same text, 1 and 2 cores.
 
-    .venv/bin/python bench/tokenize.py [--per-file-mb 8] [--copies 1] [--repeat 2] [--shard-mb 8]
+    .venv/bin/python bench/tokenize_bench.py [--per-file-mb 8] [--copies 1] [--repeat 2] [--shard-mb 8]
 
 Input: the shared corpus's cleaned-text files (zh, en, code; not the raw HTML), up to --per-file-mb of text from
 each, written as `steel run` writes cleaned data (Parquet parts of 4096 documents) into three sources mixed with
@@ -24,24 +24,19 @@ from __future__ import annotations
 import os
 import sys
 
-# This file is named tokenize.py and would shadow the standard library's `tokenize` (which `linecache` and
-# `logging` import) while its own folder is first on sys.path, as it is for `python bench/tokenize.py`.
-if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
+import argparse
+import gzip
+import json
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
-import argparse  # noqa: E402
-import gzip  # noqa: E402
-import json  # noqa: E402
-import resource  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from concurrent.futures import ProcessPoolExecutor  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
