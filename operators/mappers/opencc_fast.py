@@ -29,6 +29,9 @@ class ShortcutUnavailable(RuntimeError):
 # the shortcut costs more than it saves; t2s has a few hundred (0.6% of documents need OpenCC).
 MAX_PHRASE_KEYS = 2000
 
+_PHRASE_START = np.uint8(1)
+_CHANGES = np.uint8(2)
+
 
 def _share() -> tuple[Path, Path]:
     import opencc
@@ -95,25 +98,35 @@ class OpenCCShortcut:
         self._starts: dict[str, list[str]] = {}
         for key in multi:
             self._starts.setdefault(key[0], []).append(key)
-        flagged = np.zeros(0x110000, dtype=bool)
-        flagged[[ord(c) for c in self._starts]] = True
-        flagged[0] = True
-        flagged[0xD800:0xE000] = True
-        self._flagged = flagged
+        # Per code point: PHRASE_START (or NUL / surrogate: OpenCC's own business), CHANGES (a single-character
+        # key whose value differs). A text with neither flag is returned as it is, without a translate.
+        flags = np.zeros(0x110000, dtype=np.uint8)
+        flags[[ord(c) for c in self._starts]] |= _PHRASE_START
+        flags[0] |= _PHRASE_START
+        flags[0xD800:0xE000] |= _PHRASE_START
+        flags[[cp for cp, value in table.items() if value != chr(cp)]] |= _CHANGES
+        self._flags = flags
 
     def needs_opencc(self, text: str) -> bool:
+        return self._classify(text) is None
+
+    def _classify(self, text: str) -> int | None:
+        """None when OpenCC itself must convert; else the OR of the flags seen (0: nothing to change)."""
         cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        hits = cps[self._flagged[cps]]
-        if hits.size == 0:
-            return False
-        for cp in np.unique(hits).tolist():
-            if cp == 0 or 0xD800 <= cp < 0xE000:
-                return True
-            if any(key in text for key in self._starts[chr(cp)]):
-                return True
-        return False
+        flags = self._flags[cps]
+        seen = int(np.bitwise_or.reduce(flags)) if flags.size else 0
+        if seen & _PHRASE_START:
+            for cp in np.unique(cps[(flags & _PHRASE_START) != 0]).tolist():
+                if cp == 0 or 0xD800 <= cp < 0xE000:
+                    return None
+                if any(key in text for key in self._starts[chr(cp)]):
+                    return None
+        return seen
 
     def convert(self, text: str) -> str:
-        if self.needs_opencc(text):
+        seen = self._classify(text)
+        if seen is None:
             return self._converter.convert(text)
+        if not seen & _CHANGES:
+            return text
         return text.translate(self._table)
