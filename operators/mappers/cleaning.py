@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import re
+
 import regex
 from pydantic import field_validator
 
@@ -88,8 +90,8 @@ class CleanIpMapper(PatternMapper):
             return r"(?<![0-9.])" + _IPV4 + r"(?![0-9]|\.[0-9])|" + _IPV6
         return super().effective_pattern()
 
-    # The default pattern needs a digit, a dot and a digit (IPv4) or seven colons (IPv6).
-    _IPV4_HINT = regex.compile(r"[0-9]\.[0-9]")
+    # The default pattern needs four dot-separated digit groups (IPv4) or seven colons (IPv6).
+    _IPV4_HINT = re.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")
 
     def map_text(self, text: str) -> str:
         if self.params.pattern is None and text.count(":") < 7 and self._IPV4_HINT.search(text) is None:
@@ -126,6 +128,14 @@ class CleanLinksMapper(PatternMapper):
     summary = "Remove URLs (http/https/ftp/www/domain paths)."
     Params = CleanLinksParams
     default_pattern = "(?i)" + _links_pattern(_URL_BODY, _URL_END, r"\b")
+
+    # Each alternative of the default pattern needs a ':' (scheme), a '/' (domain path) or 'www' (any case).
+    _HINT = re.compile(r"[:/]|[wW]{3}")
+
+    def map_text(self, text: str) -> str:
+        if self.params.pattern is None and self._HINT.search(text) is None:
+            return text
+        return self._regex.sub(self.params.repl, text)
 
     def effective_pattern(self) -> str:
         if self.params.pattern is None and self.params.stop_at_cjk:
