@@ -291,18 +291,15 @@ def rows_to_table(rows: list[dict], text_key: str) -> pa.Table:
     """Rows to Arrow; source fields whose values do not share one Arrow type are kept as JSON strings."""
     if not rows:
         return pa.table({ID: pa.array([], pa.string()), text_key: pa.array([], pa.string())})
-    try:
-        table = pa.Table.from_pylist(rows)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        columns = {}
-        for key in keys:
-            values = [r.get(key) for r in rows]
-            try:
-                columns[key] = pa.array(values)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                columns[key] = pa.array([None if v is None else orjson.dumps(v, default=str).decode() for v in values])
-        table = pa.table(columns)
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    columns = {}
+    for key in keys:
+        values = [r.get(key) for r in rows]
+        try:
+            columns[key] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            columns[key] = pa.array([None if v is None else orjson.dumps(v, default=str).decode() for v in values])
+    table = pa.table(columns)
     front = [ID, text_key]
     return table.select(front + [c for c in table.column_names if c not in front])
 
