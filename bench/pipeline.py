@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,13 +30,17 @@ STEEL = [sys.executable, "-m", "steel_data.cli"]
 def run_steel(recipe: str, inputs: list[Path], out: Path, workers: int, extra: list[str]) -> tuple[float, dict, int]:
     cmd = STEEL + ["run", recipe, "-i", *map(str, inputs), "-o", str(out), "--workers", str(workers),
                    "--no-progress", "--overwrite", *extra]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # A wrapper process reports the peak RSS of the largest process under it (RUSAGE_CHILDREN is a
+    # high-water mark, so each run needs a fresh parent to be measured alone).
+    wrapper = [sys.executable, "-c", "import resource, subprocess, sys; "
+               "rc = subprocess.run(sys.argv[1:]).returncode; "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(rc)"]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(wrapper + cmd, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode:
         raise SystemExit(proc.stderr)
-    rss_kb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)
+    rss_kb = int(proc.stderr.strip().splitlines()[-1])
     return wall, json.loads((out / "stats.json").read_text()), rss_kb
 
 
