@@ -59,8 +59,12 @@ class CleanEmailMapper(PatternMapper):
     Params = PatternParams
     default_pattern = r"[A-Za-z0-9.\-+_]+@[a-z0-9.\-+_]+\.[a-z]+"
 
+    # The default pattern needs an address character, '@', and a domain character (a Java `@Override` or a
+    # Python decorator has none before its '@').
+    _HINT = re.compile(r"[A-Za-z0-9.\-+_]@[a-z0-9.\-+_]")
+
     def map_text(self, text: str) -> str:
-        if "@" not in text:  # no match is possible without an @
+        if self.params.pattern is None and self._HINT.search(text) is None:
             return text
         return self._regex.sub(self.params.repl, text)
 

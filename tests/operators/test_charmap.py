@@ -15,7 +15,7 @@ texts = st.one_of(
     st.text(alphabet=st.characters(codec="utf-8"), max_size=200),
     st.text(alphabet=st.sampled_from(marks + "ab中文 \n0.1:"), max_size=200),
     st.lists(st.sampled_from(["http", "://", "www", "WWW", "Www.", ".com", "/", "a", "中", " ", "1.2.3.4", ".", ":",
-                              "\u212a", "ftp:x", "(", ")"]), max_size=30).map("".join),
+                              "\u212a", "ftp:x", "(", ")", "@", "a@b", "@Override", "x.y", "+", "_", "-"]), max_size=30).map("".join),
 )
 
 
@@ -26,6 +26,7 @@ def op(name, **params):
 
 
 LINKS, LINKS_FIX = op("clean_links_mapper"), op("clean_links_mapper", stop_at_cjk=True)
+EMAIL = op("clean_email_mapper")
 PUNCT, PUNCT_FIX, WS, SPECIFIC, IP = (op("punctuation_normalization_mapper"),
                                       op("punctuation_normalization_mapper", fix_fullwidth_one=True),
                                       op("whitespace_normalization_mapper"), op("remove_specific_chars_mapper"),
@@ -41,6 +42,7 @@ def test_fast_paths_equal_translate_references(text):
     assert SPECIFIC.map_text(text) == text.translate(str.maketrans({c: None for c in "◆●■►▼▲▴∆▻▷❖♡□"}))
     assert IP.map_text(text) == IP._regex.sub("", text)  # the gate never skips a match
     assert LINKS.map_text(text) == LINKS._regex.sub("", text)
+    assert EMAIL.map_text(text) == EMAIL._regex.sub("", text)
     assert LINKS_FIX.map_text(text) == LINKS_FIX._regex.sub("", text)
 
 
