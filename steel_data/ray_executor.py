@@ -179,8 +179,8 @@ class RayExecutor(LocalExecutor):
         self.startup_seconds = time.perf_counter() - t
 
     def run(self):
-        self.connect()
         try:
+            self.connect()
             return super().run()
         finally:
             if self._started_ray:
