@@ -156,8 +156,11 @@ class LocalExecutor:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("fork")) as pool:
-            futures = [pool.submit(process_shard, self.config, spec) for spec in todo]
+        # The config (and with it the operators) reaches each worker once, through the initializer: sent
+        # with every task, it would be unpickled per shard and every heavy operator (KenLM, OpenCC) rebuilt.
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("fork"),
+                                 initializer=_init_worker, initargs=(self.config,)) as pool:
+            futures = [pool.submit(_process_shard_in_worker, spec) for spec in todo]
             for fut in as_completed(futures):
                 self._report(fut.result())
 
@@ -351,6 +354,18 @@ def _size_histogram(sizes: np.ndarray) -> dict:
 
 
 # -- the shard task (runs in a worker process) ---------------------------------------------------------
+_WORKER_CONFIG: RunConfig | None = None
+
+
+def _init_worker(config: RunConfig) -> None:
+    global _WORKER_CONFIG
+    _WORKER_CONFIG = config
+
+
+def _process_shard_in_worker(spec: ShardSpec) -> dict:
+    assert _WORKER_CONFIG is not None, "worker not initialised"
+    return process_shard(_WORKER_CONFIG, spec)
+
 def process_shard(config: RunConfig, spec: ShardSpec) -> dict:
     """Read, clean, filter and fingerprint one shard; write its outputs, then its marker."""
     recipe = config.recipe

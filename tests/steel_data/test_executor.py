@@ -184,3 +184,22 @@ def test_text_template_from_the_cli(tmp_path):
     assert code == 0
     stats = json.loads((out / "stats.json").read_text())
     assert stats["accounting"]["input_records"] == 1
+
+
+def test_pool_workers_build_heavy_operators_once(sample_dir, tmp_path, monkeypatch):
+    """Each worker process sets an op up once, however many shards it runs."""
+    from operators.mappers.normalize import ChineseConvertMapper
+
+    log = tmp_path / "setups.log"
+    original = ChineseConvertMapper.setup
+
+    def counting_setup(self):
+        with open(log, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        original(self)
+
+    monkeypatch.setattr(ChineseConvertMapper, "setup", counting_setup)
+    run(sample_dir, tmp_path / "o", workers=2, shard_size=40)
+    pids = log.read_text().split()
+    shards = len(list((tmp_path / "o" / "_work" / "shards").glob("*.done")))
+    assert shards > 4 and len(pids) == len(set(pids)) <= 2
