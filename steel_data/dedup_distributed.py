@@ -90,11 +90,10 @@ def _first_per_group(keys: np.ndarray) -> np.ndarray:
 
 def _read_source(source: Any) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(source, str) or hasattr(source, "__fspath__"):
-        import pyarrow.parquet as pq
-
+        from steel_data import io as sio
         from steel_data.schema import ORDER, SIMHASH
 
-        table = pq.read_table(source, columns=[ORDER, SIMHASH])
+        table = sio.read_parquet(source, columns=[ORDER, SIMHASH])
         return (table.column(ORDER).to_numpy().astype(np.int64, copy=False),
                 table.column(SIMHASH).to_numpy().astype(np.uint64, copy=False))
     return np.asarray(source[0], np.int64), np.asarray(source[1], np.uint64)

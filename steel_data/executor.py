@@ -156,10 +156,14 @@ class LocalExecutor:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        # The config (and with it the operators) reaches each worker once, through the initializer: sent
-        # with every task, it would be unpickled per shard and every heavy operator (KenLM, OpenCC) rebuilt.
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("fork"),
-                                 initializer=_init_worker, initargs=(self.config,)) as pool:
+        # Heavy operator state (OpenCC tables, KenLM, ftfy) is built once here and inherited by the forked
+        # workers copy-on-write; nothing is pickled per task (a config sent with every task would be
+        # unpickled per shard and every heavy operator rebuilt).
+        global _WORKER_CONFIG
+        for op in self.config.recipe.ops:
+            op.ensure_ready()
+        _WORKER_CONFIG = self.config
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("fork")) as pool:
             futures = [pool.submit(_process_shard_in_worker, spec) for spec in todo]
             for fut in as_completed(futures):
                 self._report(fut.result())
@@ -242,7 +246,7 @@ class LocalExecutor:
         start = time.process_time()
         orders, fps = [], []
         for spec in specs:
-            t = pq.read_table(self.work / "shards" / f"{spec.index:05d}.parquet", columns=[ORDER, SIMHASH])
+            t = sio.read_parquet(self.work / "shards" / f"{spec.index:05d}.parquet", columns=[ORDER, SIMHASH])
             orders.append(t.column(ORDER).to_numpy())
             fps.append(t.column(SIMHASH).to_numpy())
         order = np.concatenate(orders) if orders else np.empty(0, np.int64)
@@ -279,7 +283,7 @@ class LocalExecutor:
         """`sizes[rank]` of each example cluster and `wanted`: member order -> (rank, SimHash)."""
         found: dict[int, dict] = {}
         for index in sorted({o >> 32 for o in wanted}):  # the shard index is the order's high half
-            t = pq.read_table(self.work / "shards" / f"{index:05d}.parquet",
+            t = sio.read_parquet(self.work / "shards" / f"{index:05d}.parquet",
                               columns=[ORDER, "id", self.config.recipe.text_key])
             for o, doc_id, text in zip(*(t.column(c).to_pylist() for c in t.column_names)):
                 if o in wanted:
@@ -296,7 +300,7 @@ class LocalExecutor:
         part = self.out / "data" / f"part-{spec.index:05d}.{fmt}"
         if marker.exists():
             return int(marker.read_text() or 0)
-        table = pq.read_table(self.work / "shards" / f"{spec.index:05d}.parquet")
+        table = sio.read_parquet(self.work / "shards" / f"{spec.index:05d}.parquet")
         if drop_orders:
             orders = table.column(ORDER).to_pylist()
             keep = pa.array([o not in drop_orders for o in orders], pa.bool_())
@@ -354,12 +358,7 @@ def _size_histogram(sizes: np.ndarray) -> dict:
 
 
 # -- the shard task (runs in a worker process) ---------------------------------------------------------
-_WORKER_CONFIG: RunConfig | None = None
-
-
-def _init_worker(config: RunConfig) -> None:
-    global _WORKER_CONFIG
-    _WORKER_CONFIG = config
+_WORKER_CONFIG: RunConfig | None = None  # set by the parent before it forks its workers
 
 
 def _process_shard_in_worker(spec: ShardSpec) -> dict:
