@@ -143,6 +143,7 @@ def _train(cfg: Config, rank: int, world: int, device: torch.device) -> dict:
         if trace is not None:
             trace.write(json.dumps({"step": step, "rank": rank, **where,
                                     "digests": [sample_digest(s) for mb in micro_batches for s in mb]}) + "\n")
+            trace.flush()  # a killed run keeps the trace of the steps it took (checked against a resume)
         loss_sum = torch.zeros((), device=device)
         for block in micro_batches:
             batch = torch.from_numpy(block.astype(np.int64)).to(device, non_blocking=True)
