@@ -46,13 +46,9 @@ def test_every_filter_declares_stat_key_and_bounds():
     for name in registry.names():
         cls = registry.get(name)
         if issubclass(cls, Filter):
-            op = registry.build(name, {"model_dir": "x"} if name == "perplexity_filter" else {}) if name != "perplexity_filter" else None
-            info = registry.info(name)
-            assert info.stat_key, name
+            assert registry.info(name).stat_key, name
             lo, hi = cls.bounds
             assert lo in cls.Params.model_fields and hi in cls.Params.model_fields, name
-            if op is not None:
-                assert op.bound_values() is not None
 
 
 def test_ops_pickle_without_heavy_state():
