@@ -25,7 +25,6 @@ from typing import Callable
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from steel_data import io as sio
 from steel_data.dedup import deduplicate
@@ -416,6 +415,15 @@ def process_shard(config: RunConfig, spec: ShardSpec) -> dict:
     sio.write_json_atomic(work / f"{spec.index:05d}.stats.json", shard_stats)
     sio.write_bytes_atomic(work / f"{spec.index:05d}.done", b"")
     return shard_stats
+
+
+def read_output(outdir: Path, columns: list[str] | None = None) -> pa.Table:
+    """A finished run's cleaned documents (OUTDIR/data/part-NNNNN.parquet), in input order: parts are
+    numbered by shard and rows keep their order within a shard."""
+    parts = sorted((Path(outdir) / "data").glob("part-*.parquet"))
+    if not parts:
+        return pa.table({})
+    return pa.concat_tables([sio.read_parquet(p, columns) for p in parts], promote_options="permissive")
 
 
 def reset_outdir(outdir: Path) -> None:

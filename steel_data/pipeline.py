@@ -17,7 +17,7 @@ import pyarrow as pa
 from operators.base import Filter, Mapper, Op
 from operators.doc import Doc
 from steel_data.recipe import Recipe
-from steel_data.stats import OpStats, RunStats
+from steel_data.stats import DROPPED_SAMPLE_PER_OP, OpStats, RunStats
 from steel_data.schema import ID
 
 
@@ -42,7 +42,8 @@ def _json_value(value):
     return value
 
 
-def run_batch(recipe: Recipe, table: pa.Table, stats: RunStats, sample_limit: int = 20) -> BatchResult:
+def run_batch(recipe: Recipe, table: pa.Table, stats: RunStats,
+              sample_limit: int = DROPPED_SAMPLE_PER_OP) -> BatchResult:
     """Apply the mappers and filters of `recipe` to `table`; book into `stats.ops`."""
     text_key = recipe.text_key
     texts: list[str] = table.column(text_key).to_pylist()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pyarrow as pa
 
 ID = "id"
-DEFAULT_TEXT_KEY = "text"
 # Internal columns carried between the shard stage and the final stage, never in the output.
 ORDER = "_order"  # global input position: (shard index << 32) | row within the shard
 SIMHASH = "_simhash"

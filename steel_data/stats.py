@@ -8,7 +8,6 @@ and a bounded sample of dropped documents. Merging in shard order keeps the samp
 from __future__ import annotations
 
 import base64
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,8 +226,3 @@ class RunStats:
             stats.ops[op["label"]] = OpStats.from_json(op)
         return stats
 
-
-def finite_or_none(value: float | None) -> float | None:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return None
-    return value

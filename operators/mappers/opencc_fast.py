@@ -107,9 +107,6 @@ class OpenCCShortcut:
         flags[[cp for cp, value in table.items() if value != chr(cp)]] |= _CHANGES
         self._flags = flags
 
-    def needs_opencc(self, text: str) -> bool:
-        return self._classify(text) is None
-
     def _classify(self, text: str) -> int | None:
         """None when OpenCC itself must convert; else the OR of the flags seen (0: nothing to change)."""
         cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)

@@ -165,13 +165,10 @@ def client(server):
 
 def rows(outdir: Path) -> list[tuple]:
     """(id, text) of a run's output, in order."""
-    import pyarrow.parquet as pq
+    from steel_data.executor import read_output
 
-    out = []
-    for part in sorted((outdir / "data").glob("part-*.parquet")):
-        t = pq.read_table(part)
-        out.extend(zip(t.column("id").to_pylist(), t.column("text").to_pylist()))
-    return out
+    t = read_output(outdir, ["id", "text"])
+    return list(zip(t.column("id").to_pylist(), t.column("text").to_pylist()))
 
 
 @pytest.fixture(scope="session")

@@ -59,3 +59,16 @@ def test_ops_pickle_without_heavy_state():
     clone = pickle.loads(pickle.dumps(op))
     assert clone.params == op.params
     assert clone.apply(["乾燥"]).texts == ["干燥"]  # heavy state rebuilt on first use
+
+
+def test_arrow_forms_of_mappers_and_filters():
+    """`Mapper.process(batch) -> batch` and `Filter.compute_stats_table(batch)` (DESIGN.md's contract)."""
+    import pyarrow as pa
+
+    batch = pa.table({"id": ["a", "b"], "text": ["乾燥", "頭髮很長"], "meta": [1, 2]})
+    mapper = registry.build("chinese_convert_mapper", {"mode": "t2s"})
+    out = mapper.process(batch)
+    assert out.column("text").to_pylist() == ["干燥", "头发很长"]
+    assert out.column("id").equals(batch.column("id")) and out.column("meta").equals(batch.column("meta"))
+    filt = registry.build("text_length_filter", {})
+    assert filt.compute_stats_table(out).to_pylist() == [2, 4]

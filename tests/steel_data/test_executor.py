@@ -10,12 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from operators import registry
 from operators.base import Mapper
-from steel_data.executor import JobMismatch, LocalExecutor, RunConfig
+from steel_data.executor import JobMismatch, LocalExecutor, RunConfig, read_output
 from steel_data.readers import TextMapping
 from steel_data.recipe import load_recipe
 
@@ -33,11 +32,8 @@ def run(sample_dir, outdir, **kw):
 
 
 def output_rows(outdir: Path) -> list[tuple[str, str]]:
-    rows = []
-    for part in sorted((outdir / "data").glob("part-*.parquet")):
-        t = pq.read_table(part)
-        rows.extend(zip(t.column("id").to_pylist(), t.column("text").to_pylist()))
-    return rows
+    t = read_output(outdir, ["id", "text"])
+    return list(zip(t.column("id").to_pylist(), t.column("text").to_pylist()))
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
-from steel_data.executor import LocalExecutor, RunConfig
+from steel_data.executor import LocalExecutor, RunConfig, read_output
 from steel_data.readers import TextMapping
 from steel_data.recipe import load_recipe
 
@@ -33,10 +32,7 @@ def text_recipe(models: Path):
 
 
 def rows(outdir: Path) -> list[dict]:
-    out = []
-    for part in sorted((outdir / "data").glob("part-*")):
-        out.extend(pq.read_table(part).to_pylist())
-    return out
+    return read_output(outdir).to_pylist()
 
 
 def comparable(stats: dict) -> dict:
