@@ -198,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from steel_data.io import skip_pandas_probe
+
+    skip_pandas_probe()
     try:
         return args.func(args)
     except RecipeError as exc:
