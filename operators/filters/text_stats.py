@@ -214,6 +214,86 @@ def char_ngram_counts_bytes(codepoints: np.ndarray, n: int) -> np.ndarray:
     return counts
 
 
+_ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+_SEPARATOR_ONE = np.array([ord(" ")], dtype=np.uint32)
+
+
+def char_repetition_ratios(codepoint_arrays: list[np.ndarray], n: int) -> np.ndarray | None:
+    """`CharacterRepetitionFilter.compute_stat` for many documents at once (None: a hash collision was seen).
+
+    Per-document numpy costs ~15 calls of fixed overhead for a few hundred n-grams; here every step runs
+    once per batch. The n-gram hashes of all documents are computed over their concatenation; each
+    document's keys (hash bits above, the n-gram's position below) are sorted in its own row of a padded
+    2-D array (rows of one power-of-two length per size class: numpy sorts short rows several times faster
+    than one long array); equal neighbours are verified code point by code point, so the counts are exact.
+    """
+    docs = len(codepoint_arrays)
+    lengths = np.fromiter(map(len, codepoint_arrays), dtype=np.int64, count=docs)
+    windows = np.maximum(lengths - n + 1, 0)
+    ratios = np.zeros(docs)
+    if not windows.any():
+        return ratios
+    text = np.concatenate(codepoint_arrays)
+    wide = text.astype(np.uint64)
+    m = len(text) - n + 1
+    hashes = wide[:m].copy()
+    with np.errstate(over="ignore"):
+        for j in range(1, n):
+            hashes *= _HASH_MULTIPLIER
+            hashes += wide[j : j + m]
+        hashes *= _HASH_MULTIPLIER  # carries the last code points' low bits up into the kept high bits
+    starts = np.cumsum(lengths) - lengths
+    pos_bits = int(windows.max()).bit_length() + 1  # a position never has all its bits set: no key is ~0
+    pos_mask = np.uint64((1 << pos_bits) - 1)
+    shift = np.uint64(pos_bits)
+
+    key_parts, doc_parts = [], []
+    active = np.flatnonzero(windows)
+    size_class = np.maximum(4, np.ceil(np.log2(windows[active])).astype(np.int64))
+    for cls in np.unique(size_class):
+        rows = active[size_class == cls]
+        width = 1 << int(cls)
+        per_row = windows[rows]
+        row_of = np.repeat(np.arange(len(rows)), per_row)
+        first = np.cumsum(per_row) - per_row
+        position = np.arange(len(row_of)) - first[row_of]
+        grid = np.full((len(rows), width), _ALL_ONES)
+        source = starts[rows][row_of] + position
+        grid.ravel()[row_of * width + position] = ((hashes[source] >> shift) << shift) | position.astype(np.uint64)
+        grid.sort(axis=1)
+        key_parts.append(grid[np.arange(width) < per_row[:, None]])  # each row's real keys, in row order
+        doc_parts.append(np.repeat(rows, per_row))
+    keys = np.concatenate(key_parts)
+    doc = np.concatenate(doc_parts)
+
+    high = keys >> shift
+    same = (high[1:] == high[:-1]) & (doc[1:] == doc[:-1])
+    if same.any():
+        pairs = np.flatnonzero(same)
+        a = starts[doc[pairs]] + (keys[pairs] & pos_mask).astype(np.int64)
+        b = starts[doc[pairs + 1]] + (keys[pairs + 1] & pos_mask).astype(np.int64)
+        grams = np.lib.stride_tricks.sliding_window_view(text, n)
+        if not (grams[a] == grams[b]).all():
+            return None
+    bounds = np.flatnonzero(np.concatenate(([True], ~same, [True])))
+    counts = np.diff(bounds)
+    group_doc = doc[bounds[:-1]]
+    distinct = np.bincount(group_doc, minlength=docs)
+    repeated_groups = counts > 1
+    repeated = np.bincount(group_doc[repeated_groups], minlength=docs)
+    k = np.minimum(np.floor(np.sqrt(distinct)).astype(np.int64), repeated)
+    # the k largest counts are all > 1 (k <= repeated): rank the repeated groups of each document
+    rep_counts, rep_doc = counts[repeated_groups], group_doc[repeated_groups]
+    order = np.lexsort((-rep_counts, rep_doc))
+    rep_counts, rep_doc = rep_counts[order], rep_doc[order]
+    rank = np.arange(len(rep_doc)) - (np.cumsum(repeated) - repeated)[rep_doc]
+    taken = rank < k[rep_doc]
+    top = np.bincount(rep_doc[taken], weights=rep_counts[taken], minlength=docs)
+    has_top = k > 0
+    ratios[has_top] = top[has_top] / windows[has_top]
+    return ratios
+
+
 @register
 class CharacterRepetitionFilter(Filter):
     name = "character_repetition_filter"
@@ -234,6 +314,12 @@ class CharacterRepetitionFilter(Filter):
             return 0.0
         top = np.partition(counts, len(counts) - k)[len(counts) - k :]
         return int(top.sum()) / total
+
+    def compute_stats(self, docs: list[Doc]) -> list[float]:
+        ratios = char_repetition_ratios([d.codepoints for d in docs], self.params.rep_len)
+        if ratios is None:  # a 64-bit hash collision (never seen in practice): the per-document path
+            return super().compute_stats(docs)
+        return ratios.tolist()
 
 
 class WordsParams(FilterParams):
@@ -282,6 +368,33 @@ class WordsNumFilter(_SentencePieceWords, Filter):
 
     def compute_stat(self, doc: Doc) -> int:
         return len(self._words(doc, lower=False))
+
+    def compute_stats(self, docs: list[Doc]) -> list[int]:
+        if self.params.tokenization or not docs:
+            return super().compute_stats(docs)
+        return count_refined_words([d.codepoints for d in docs]).tolist()
+
+
+_WORD_SEPARATOR_CODES = (ord(" "), ord("\n"), ord("\t"))
+
+
+def count_refined_words(codepoint_arrays: list[np.ndarray]) -> np.ndarray:
+    """`len(Doc.refined_words)` for many documents in one pass over their code points: a word (a run
+    between spaces, newlines and tabs) survives the special-character stripping exactly when one of its
+    characters is not special, so only the runs holding such a character are counted."""
+    docs = len(codepoint_arrays)
+    # a separator after every document keeps words from running across documents
+    text = np.concatenate([part for cps in codepoint_arrays for part in (cps, _SEPARATOR_ONE)])
+    separator = (text == _WORD_SEPARATOR_CODES[0]) | (text == _WORD_SEPARATOR_CODES[1]) | (text == _WORD_SEPARATOR_CODES[2])
+    is_start = ~separator & np.concatenate(([True], separator[:-1]))
+    starts = np.flatnonzero(is_start)
+    content = ~separator & ~_codepoint_table("special")[text]
+    word_of = np.cumsum(is_start) - 1
+    has_content = np.zeros(len(starts), dtype=bool)
+    has_content[word_of[content]] = True
+    doc_ends = np.cumsum(np.fromiter(map(len, codepoint_arrays), dtype=np.int64, count=docs) + 1)
+    doc_of_word = np.searchsorted(doc_ends, starts, side="right")
+    return np.bincount(doc_of_word[has_content], minlength=docs)
 
 
 class WordRepetitionParams(WordsParams):

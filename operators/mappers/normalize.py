@@ -34,12 +34,19 @@ class ChineseConvertMapper(Mapper):
         self._converter = opencc.OpenCC(self.params.mode + ".json")
         try:
             # exact shortcut: one str.translate unless a dictionary phrase occurs (tests/operators/test_opencc_fast.py)
-            self._convert = OpenCCShortcut(self.params.mode, self._converter).convert
+            shortcut = OpenCCShortcut(self.params.mode, self._converter)
+            self._convert, self._convert_many = shortcut.convert, shortcut.convert_many
         except ShortcutUnavailable:
             self._convert = self._converter.convert
+            self._convert_many = None
 
     def map_text(self, text: str) -> str:
         return self._convert(text)
+
+    def map_texts(self, texts: list[str]) -> list[str]:
+        if self._convert_many is None:
+            return super().map_texts(texts)
+        return self._convert_many(texts)
 
 
 class FixUnicodeParams(OpParams):

@@ -31,6 +31,7 @@ MAX_PHRASE_KEYS = 2000
 
 _PHRASE_START = np.uint8(1)
 _CHANGES = np.uint8(2)
+_OPENCC_ONLY = np.uint8(4)  # NUL (OpenCC truncates there) and surrogates (OpenCC raises): OpenCC decides
 
 
 def _share() -> tuple[Path, Path]:
@@ -102,10 +103,17 @@ class OpenCCShortcut:
         # key whose value differs). A text with neither flag is returned as it is, without a translate.
         flags = np.zeros(0x110000, dtype=np.uint8)
         flags[[ord(c) for c in self._starts]] |= _PHRASE_START
-        flags[0] |= _PHRASE_START
-        flags[0xD800:0xE000] |= _PHRASE_START
+        flags[0] |= _PHRASE_START | _OPENCC_ONLY
+        flags[0xD800:0xE000] |= _PHRASE_START | _OPENCC_ONLY
         flags[[cp for cp, value in table.items() if value != chr(cp)]] |= _CHANGES
         self._flags = flags
+        # For batches: a phrase starts with one of its keys' first two characters, so a text can hold a
+        # phrase only where a possible first character is followed by a possible second one.
+        self._second = np.zeros(0x110000, dtype=bool)
+        self._second[[ord(key[1]) for key in multi]] = True
+        self._by_pair: dict[str, list[str]] = {}
+        for key in multi:
+            self._by_pair.setdefault(key[:2], []).append(key)
 
     def _classify(self, text: str) -> int | None:
         """None when OpenCC itself must convert; else the OR of the flags seen (0: nothing to change)."""
@@ -119,6 +127,42 @@ class OpenCCShortcut:
                 if any(key in text for key in self._starts[chr(cp)]):
                     return None
         return seen
+
+    def convert_many(self, texts: list[str]) -> list[str]:
+        """`convert` over a batch, with one gather over the code points of all texts: a text goes to OpenCC
+        only if it holds a NUL, a surrogate or a dictionary phrase (checked only where a phrase's first two
+        characters occur), else it is translated or returned as it is."""
+        if not texts:
+            return []
+        encoded = [t.encode("utf-32-le", "surrogatepass") for t in texts]
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)) // 4
+        codepoints = np.frombuffer(b"".join(encoded), dtype=np.uint32)
+        ends = np.cumsum(lengths)
+        starts = ends - lengths
+        flags = self._flags[codepoints]
+        seen = np.zeros(len(texts), dtype=np.uint8)
+        filled = lengths > 0
+        if filled.any():
+            seen[filled] = np.bitwise_or.reduceat(flags, starts[filled])
+        needs_opencc = (seen & _OPENCC_ONLY) != 0
+        pair_at = np.flatnonzero(((flags[:-1] & _PHRASE_START) != 0) & self._second[codepoints[1:]])
+        if len(pair_at):
+            owner = np.searchsorted(ends, pair_at, side="right")
+            for i, pos in zip(owner.tolist(), (pair_at - starts[owner]).tolist()):
+                if not needs_opencc[i]:
+                    text = texts[i]
+                    keys = self._by_pair.get(text[pos : pos + 2])
+                    if keys and any(text.startswith(key, pos) for key in keys):
+                        needs_opencc[i] = True
+        out = []
+        for text, flag, opencc in zip(texts, seen.tolist(), needs_opencc.tolist()):
+            if opencc:
+                out.append(self._converter.convert(text))
+            elif flag & _CHANGES:
+                out.append(text.translate(self._table))
+            else:
+                out.append(text)
+        return out
 
     def convert(self, text: str) -> str:
         seen = self._classify(text)

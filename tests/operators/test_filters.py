@@ -158,3 +158,43 @@ def test_class_tables_match_python_and_survive_the_disk_cache(tmp_path, monkeypa
     assert np.array_equal(built, loaded)
     for cp in (ord("a"), ord("中"), ord("1"), ord("٣"), ord("!"), ord(" "), 0x10FFFF):
         assert bool(loaded[cp]) == chr(cp).isalnum()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(unicode_text, repetitive, st.text(alphabet="ab", max_size=400)), max_size=12),
+       st.sampled_from([1, 3, 10]))
+def test_batched_char_repetition_equals_per_document(texts, n):
+    op = registry.build("character_repetition_filter", {"rep_len": n})
+    op.ensure_ready()
+    docs = [Doc(t) for t in texts]
+    assert op.compute_stats(docs) == [op.compute_stat(d) for d in docs]
+    assert op.compute_stats(docs) == [ref_char_rep(t, n) for t in texts]
+
+
+def test_batched_char_repetition_on_real_text_and_collision_fallback(monkeypatch):
+    import numpy as np
+
+    from operators.filters import text_stats
+
+    texts = ["今天天气很好。" * 30, "no repeats at all in this line", "x" * 9, "", "abcabcabcabcabc" * 50,
+             "一二三四五六七八九十" * 3 + "完"]
+    op = registry.build("character_repetition_filter", {})
+    op.ensure_ready()
+    expected = [ref_char_rep(t) for t in texts]
+    assert op.compute_stats([Doc(t) for t in texts]) == expected
+    assert expected[0] > 0.2 and expected[1] == 0.0 and expected[4] > 0.3
+    # Every n-gram hashing alike: the batch sees "equal" n-grams that are not, and hands over to the
+    # per-document path (whose exact byte comparison then decides).
+    monkeypatch.setattr(text_stats, "_HASH_MULTIPLIER", np.uint64(0))
+    assert text_stats.char_repetition_ratios([Doc(t).codepoints for t in texts], 10) is None
+    assert op.compute_stats([Doc(t) for t in texts]) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(unicode_text, repetitive, st.just(""), st.just("！！ ,, a"), st.just("   ")), max_size=12))
+def test_batched_words_num_equals_per_document(texts):
+    op = registry.build("words_num_filter", {"lang": "zh"})
+    op.ensure_ready()
+    docs = [Doc(t) for t in texts]
+    expected = [len([w for w in (ref_strip(w) for w in ref_words(t)) if w]) for t in texts]
+    assert op.compute_stats(docs) == [op.compute_stat(d) for d in docs] == expected

@@ -30,10 +30,20 @@ def test_shortcut_equals_opencc(text):
     assert SHORTCUT.convert(text) == CONVERTER.convert(text)
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=80),
+                          dictionary_heavy, st.just("")), max_size=10))
+def test_batch_equals_opencc(texts):
+    assert SHORTCUT.convert_many(texts) == [CONVERTER.convert(t) for t in texts]
+
+
 def test_opencc_quirks_are_kept():
     assert SHORTCUT.convert("乾燥\x00后面") == CONVERTER.convert("乾燥\x00后面") == "干燥"  # NUL truncates
     with pytest.raises(UnicodeEncodeError):
         SHORTCUT.convert("bad \ud800")
+    with pytest.raises(UnicodeEncodeError):  # a batch raises as OpenCC does (the pipeline then isolates it)
+        SHORTCUT.convert_many(["乾燥", "bad \ud800"])
+    assert SHORTCUT.convert_many(["乾燥\x00后面", "", "頭髮"]) == ["干燥", "", "头发"]
     assert SHORTCUT.convert("乾隆皇帝的頭髮很乾燥") == "乾隆皇帝的头发很干燥"
 
 
@@ -50,4 +60,6 @@ def test_shortcut_on_traditional_and_classical_corpus(corpus):
         with gzip.open(corpus / "zh" / name, "rt", encoding="utf-8") as fh:
             texts += [json.loads(line)["text"] for _, line in zip(range(limit), fh)]
     assert sum(CONVERTER.convert(t) != t for t in texts) > 1000  # the sample really is traditional
-    assert [SHORTCUT.convert(t) for t in texts] == [CONVERTER.convert(t) for t in texts]
+    expected = [CONVERTER.convert(t) for t in texts]
+    assert [SHORTCUT.convert(t) for t in texts] == expected
+    assert SHORTCUT.convert_many(texts) == expected

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from operators import registry
 
 PIECES = ["。", "！", "!", "？", "?", ".", "......", "……", "’", "”", "\n", "\x1e", " ", "a", "ab", "今天", "天气",
-          "6", "2", "{", "}", "，", "\t", "x.y", "Hello", "1.5"]
+          "6", "2", "{", "}", "，", "\t", "x.y", "Hello", "1.5", "\u3000", "\xa0", "\r", "  ", "§", "— ", " a",
+          "HELLO", "Σ", "ΑΣ."]
 texts = st.one_of(
     st.lists(st.sampled_from(PIECES), max_size=60).map("".join),
     st.text(alphabet=st.characters(codec="utf-8"), max_size=200),
@@ -18,7 +19,8 @@ texts = st.one_of(
 def ops():
     out = []
     for params in ({}, {"fix_sentence_split": True}, {"lowercase": True, "ignore_special_character": False},
-                   {"min_repeat_sentence_length": 5}):
+                   {"lowercase": True}, {"ignore_special_character": False}, {"min_repeat_sentence_length": 5},
+                   {"min_repeat_sentence_length": 0}):
         op = registry.build("remove_repeat_sentences_mapper", params)
         op.ensure_ready()
         out.append(op)
