@@ -133,8 +133,10 @@ class CleanLinksMapper(PatternMapper):
     Params = CleanLinksParams
     default_pattern = "(?i)" + _links_pattern(_URL_BODY, _URL_END, r"\b")
 
-    # Each alternative of the default pattern needs a ':' (scheme), a '/' (domain path) or 'www' (any case).
-    _HINT = re.compile(r"[:/]|[wW]{3}")
+    # Each alternative of the default pattern needs one of: a ':' followed by '/' or [a-z0-9%] (a scheme;
+    # under (?i) the class also takes 'ſ' and the Kelvin sign, none of them whitespace), 'www' in any case, or
+    # a '.' and two to four letters followed by '/' (a domain path). The hint asks for a superset of each.
+    _HINT = re.compile(r":\S|[wW]{3}|\.[^\s/]{2,4}/")
 
     def map_text(self, text: str) -> str:
         if self.params.pattern is None and self._HINT.search(text) is None:

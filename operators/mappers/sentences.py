@@ -34,6 +34,9 @@ def _whole_text(rules):
 
 
 _DJ_RULES_WHOLE = _whole_text(_DJ_RULES)
+# What a text must contain for each rule to match (both rule sets): any end punctuation; six dots; two
+# ellipses; a closing quote.
+_RULE_NEEDS = (None, ("......",), ("……",), ("’", "”"))
 _FIXED_RULES_WHOLE = _whole_text(_FIXED_RULES)
 
 
@@ -67,8 +70,10 @@ class RemoveRepeatSentencesMapper(Mapper):
     def _sentences_by_line(self, text: str) -> list[list[str]]:
         if _MARK in text:  # the mark would be ambiguous: split line by line
             return [self._split(line) if line else [] for line in text.split("\n")]
-        for pattern, repl in self._rules_whole:
-            text = pattern.sub(repl, text)
+        for (pattern, repl), needs in zip(self._rules_whole, _RULE_NEEDS):
+            # a rule whose literal is absent cannot match (inserted marks add none): skip its scan
+            if needs is None or any(s in text for s in needs):
+                text = pattern.sub(repl, text)
         return [line.split(_MARK) if line else [] for line in text.split("\n")]
 
     def map_text(self, text: str) -> str:

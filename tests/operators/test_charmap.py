@@ -15,7 +15,7 @@ texts = st.one_of(
     st.text(alphabet=st.characters(codec="utf-8"), max_size=200),
     st.text(alphabet=st.sampled_from(marks + "ab中文 \n0.1:"), max_size=200),
     st.lists(st.sampled_from(["http", "://", "www", "WWW", "Www.", ".com", "/", "a", "中", " ", "1.2.3.4", ".", ":",
-                              "\u212a", "ftp:x", "(", ")", "@", "a@b", "@Override", "x.y", "+", "_", "-"]), max_size=30).map("".join),
+                              "\u212a", "\u017f", "ftp:x", "ftp:\u017f", "10:30", ": x", "a.bc/", ".\u212a\u212a/", "(", ")", "@", "a@b", "@Override", "x.y", "+", "_", "-"]), max_size=30).map("".join),
 )
 
 
