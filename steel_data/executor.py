@@ -14,6 +14,7 @@ any moment and rerun redoes unfinished shards only and produces exactly the unin
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import shutil
@@ -162,10 +163,16 @@ class LocalExecutor:
         for op in self.config.recipe.ops:
             op.ensure_ready()
         _WORKER_CONFIG = self.config
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("fork")) as pool:
-            futures = [pool.submit(_process_shard_in_worker, spec) for spec in todo]
-            for fut in as_completed(futures):
-                self._report(fut.result())
+        # Objects made so far are moved out of the collector's reach: a child's collections would otherwise
+        # walk them and, by touching their reference counts, copy the parent's pages into every worker.
+        gc.freeze()
+        try:
+            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("fork")) as pool:
+                futures = [pool.submit(_process_shard_in_worker, spec) for spec in todo]
+                for fut in as_completed(futures):
+                    self._report(fut.result())
+        finally:
+            gc.unfreeze()  # a long-lived caller (the service's job worker) collects them again
 
     def _tokenize(self) -> dict:
         from steel_data.tokenize import run_stage
