@@ -309,8 +309,7 @@ class LocalExecutor:
         table = sio.read_parquet(self.work / "shards" / f"{spec.index:05d}.parquet")
         if drop_orders:
             orders = table.column(ORDER).to_pylist()
-            keep = pa.array([o not in drop_orders for o in orders], pa.bool_())
-            table = table.filter(keep)
+            table = sio.take_rows(table, [row for row, o in enumerate(orders) if o not in drop_orders])
         table = strip_internal(table)
         if table.num_rows:
             sio.write_table_atomic(part, table, fmt)

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from operators.base import Filter, Mapper, Op
 from operators.doc import Doc
+from steel_data.io import take_rows
 from steel_data.recipe import Recipe
 from steel_data.stats import DROPPED_SAMPLE_PER_OP, OpStats, RunStats
 from steel_data.schema import ID
@@ -99,7 +100,7 @@ def run_batch(recipe: Recipe, table: pa.Table, stats: RunStats,
             book.distribution.add(kept_values)
             alive, docs = survivors, kept_docs
             book.docs_out += len(alive)
-    out = table.take(pa.array(alive, pa.int64())) if len(alive) != table.num_rows else table
+    out = take_rows(table, alive)
     idx = out.schema.get_field_index(text_key)
     out = out.set_column(idx, text_key, pa.array([texts[i] for i in alive], pa.string()))
     return BatchResult(table=out, quarantined=quarantined)

@@ -40,3 +40,24 @@ def test_skip_pandas_probe_is_a_no_op_once_pandas_is_loaded():
 
     assert skip_pandas_probe() is False
     assert pa.array([1]).to_pylist() == [1]
+
+
+@pytest.mark.parametrize("rows", [[], [0], [4], [0, 1, 2, 3, 4], [0, 2, 4], [1, 2, 4], [3, 4], list(range(1, 5))])
+def test_take_rows_equals_arrow_take(rows):
+    from steel_data.io import take_rows
+
+    table = pa.table({"n": [0, 1, 2, 3, 4], "s": ["a", None, "c", "d", "e"], "l": [[1], [], None, [2, 3], [4]]})
+    assert take_rows(table, rows).equals(table.take(pa.array(rows, pa.int64())))
+
+
+def test_take_rows_leaves_pyarrow_compute_unimported():
+    code = """
+import sys
+import pyarrow as pa
+from steel_data.io import skip_pandas_probe, take_rows
+skip_pandas_probe()
+t = take_rows(pa.table({"n": list(range(10))}), [1, 2, 5, 9])
+print(t.column("n").to_pylist(), "pyarrow.compute" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[1, 2, 5, 9] False"
