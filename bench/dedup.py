@@ -1,8 +1,8 @@
 """SimHash dedup: fingerprinting throughput, then matching at 10^4..10^6 fingerprints against simhash-pybind's
-`find_all` (what Data-Juicer calls), on the same fingerprints; memory; scaling with Ray workers.
+`find_all` (what Data-Juicer calls), on the same fingerprints; memory; scaling with workers.
 
-    .venv/bin/python bench/dedup.py                          # sizes 1e4 1e5 1e6, Ray with 1 and 2 workers
-    .venv/bin/python bench/dedup.py --sizes 10000 --ray-workers    # no Ray
+    .venv/bin/python bench/dedup.py                          # sizes 1e4 1e5 1e6, every method
+    .venv/bin/python bench/dedup.py --sizes 1000000 --methods "serial P=4" "threads2 P=4" "ray2w P=4"
     .venv/bin/pip install simhash-pybind                     # the comparison (benchmark only, not a dependency)
 
 Fingerprints: real SimHash values are either unrelated (64 random-looking bits) or near-copies of one another.
@@ -11,16 +11,18 @@ a quarter of all values have near neighbours (1.6 M pairs at 10^6), as in a craw
 Every method runs in a fresh child process on the same values (regenerated from a seed), so its peak RSS is
 its own. Methods:
 
-  find_all     simhash-pybind 0.0.3 `find_all(values, 6, 4)` (C++, one core): the pairs Data-Juicer uses
-  reference    steel_data.dedup.near_duplicate_pairs (numpy, one process): the local executor's stage
-  serial P=1   steel_data.dedup_distributed, every stage in this process, one partition: one core
-  serial P=4   the same with 4 partitions (what the tasks do, run one after another)
-  ray Nw       the distributed stage as Ray tasks, a local Ray instance with N CPUs (start-up not counted)
+  find_all       simhash-pybind 0.0.3 `find_all(values, 6, 4)` (C++, one core): the pairs Data-Juicer uses
+  reference      steel_data.dedup.near_duplicate_pairs (numpy, one process): the local executor's stage
+  serial P=k     steel_data.dedup_distributed, every task in this process, k partitions: one core
+  threadsN P=k   the same tasks on a pool of N threads (`ThreadEngine`; numpy releases the GIL)
+  rayNw P=k      the same tasks as Ray tasks, a local Ray instance with N CPUs (start-up not counted)
 
 "pairs" is the number of distinct near-duplicate pairs; "same" says whether the method's pair set equals
 find_all's (or, without simhash-pybind, the reference's). The distributed rows run the whole stage (pairs,
-components, survivors), not pairs alone. "CPU s" is the CPU time spent (for Ray: all tasks plus the driver),
-the fairer figure on a shared machine; `--repeat N` keeps each method's fastest of N runs.
+components, survivors), not pairs alone. "CPU s" is the CPU time the method's own code spent (for Ray: its
+tasks plus the driver); "machine CPU s" is every process's CPU time on the machine over the run (/proc/stat:
+Ray's raylet, object store and worker threads included; meaningful only on an otherwise idle machine).
+`--repeat N` runs each method N times, each in a fresh process, and keeps the median wall time's run.
 """
 
 from __future__ import annotations
@@ -73,6 +75,12 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
+def machine_cpu_s() -> float:
+    """CPU seconds every process on this machine has used since boot (busy jiffies of /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
 def pair_codes(lo: np.ndarray, hi: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Pairs of values as sorted int64 codes (index of lo * n + index of hi in the sorted distinct values)."""
     uniq = np.unique(values)
@@ -90,31 +98,34 @@ def child(method: str, n: int, out: Path) -> dict:
         import simhash
 
         hashes = [int(x) for x in uniq]
-        t, c = time.perf_counter(), time.process_time()
+        t, c, m = time.perf_counter(), time.process_time(), machine_cpu_s()
         found = simhash.find_all(hashes, 6, 4)
         seconds, cpu = time.perf_counter() - t, time.process_time() - c
+        extra["machine_cpu"] = round(machine_cpu_s() - m, 2)
         arr = np.array(list(found), dtype=np.uint64).reshape(-1, 2)  # a set of (lo, hi) tuples
         lo, hi = arr[:, 0], arr[:, 1]
     elif method == "reference":
         from steel_data.dedup import near_duplicate_pairs
 
-        t, c = time.perf_counter(), time.process_time()
+        t, c, m = time.perf_counter(), time.process_time(), machine_cpu_s()
         pairs = near_duplicate_pairs(uniq, 6, 4)
         seconds, cpu = time.perf_counter() - t, time.process_time() - c
+        extra["machine_cpu"] = round(machine_cpu_s() - m, 2)
         lo, hi = uniq[pairs[:, 0]], uniq[pairs[:, 1]]
     else:
-        from steel_data.dedup_distributed import deduplicate_distributed
+        from steel_data.dedup_distributed import SerialEngine, ThreadEngine, deduplicate_distributed
 
         orders = np.arange(n, dtype=np.int64)
         shards = 16
         sources = [(orders[i::shards], values[i::shards]) for i in range(shards)]
-        engine = None
-        if method.startswith("ray"):
+        engine_name, parts = method.split(" P=")
+        parts = int(parts)
+        if engine_name.startswith("ray"):
             import ray
 
             from steel_data.ray_executor import RayEngine
 
-            workers = int(method[3:-1])
+            workers = int(engine_name[3:-1])
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
             t = time.perf_counter()
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
@@ -122,18 +133,23 @@ def child(method: str, n: int, out: Path) -> dict:
             extra["startup_s"] = round(time.perf_counter() - t, 2)
             engine = RayEngine()
             sources = [ray.put(s) for s in sources]  # the shards are in the cluster already, as in a job
-            deduplicate_distributed(sources[:1], 6, 4, engine=engine, parts=2 * workers)  # warm the workers
-            parts = 2 * workers
+            deduplicate_distributed(sources[:1], 6, 4, engine=engine, parts=parts)  # warm the workers
+        elif engine_name.startswith("threads"):
+            engine = ThreadEngine(int(engine_name[7:]))
         else:
-            parts = int(method.split("P=")[1])
-        t, c = time.perf_counter(), time.process_time()
+            engine = SerialEngine()
+        t, c, m = time.perf_counter(), time.process_time(), machine_cpu_s()
         res = deduplicate_distributed(sources, 6, 4, engine=engine, parts=parts, collect_pairs=True)
         seconds = time.perf_counter() - t
-        # in this process for the serial engine; for Ray, the tasks' CPU plus the driver's
-        cpu = time.process_time() - c if engine is None else res.cpu_seconds + time.process_time() - c
+        extra["machine_cpu"] = round(machine_cpu_s() - m, 2)
+        # this process's CPU (tasks included) for the serial and thread engines; for Ray, the tasks' CPU
+        # (each task's own thread) plus the driver's
+        own = time.process_time() - c
+        cpu = own if not engine_name.startswith("ray") else res.cpu_seconds + own
         lo, hi = res.pair_values
         extra |= {"rounds": res.rounds, "max_task_rows": res.max_task_rows,
-                  "task_rss_mb": round(res.peak_task_rss_mb)}
+                  "task_rss_mb": round(res.peak_task_rss_mb),
+                  "stage_cpu": {k: round(v, 2) for k, v in res.stage_cpu.items()}}
     np.save(out, pair_codes(lo, hi, values))
     return {"method": method, "n": n, "seconds": seconds, "cpu": cpu, "pairs": int(len(lo)),
             "rss_mb": round(peak_rss_mb(), 1), "rss_over_input_mb": round(peak_rss_mb() - rss0, 1), **extra}
@@ -162,13 +178,19 @@ def fingerprint_throughput(limit: int) -> None:
         print(f"| {name} | {label} | {len(texts)} | {mb:.1f} | {s:.2f} | {len(texts) / s:,.0f} | {mb / s:.2f} |")
 
 
+DEFAULT_METHODS = ["find_all", "reference", "serial P=1", "serial P=4", "threads1 P=4", "threads2 P=4",
+                   "ray1w P=4", "ray2w P=4"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="*", default=[10**4, 10**5, 10**6])
-    ap.add_argument("--ray-workers", type=int, nargs="*", default=[1, 2])
+    ap.add_argument("--methods", nargs="*", default=DEFAULT_METHODS,
+                    help="find_all, reference, 'serial P=k', 'threadsN P=k', 'rayNw P=k' (the first one "
+                         "run is the truth)")
     ap.add_argument("--no-fingerprints", action="store_true")
     ap.add_argument("--fingerprint-docs", type=int, default=5000)
-    ap.add_argument("--repeat", type=int, default=1, help="runs per method and size (the fastest counts)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per method and size (the median counts)")
     ap.add_argument("--child", nargs=3, metavar=("METHOD", "N", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -177,46 +199,50 @@ def main() -> None:
         return
     if not args.no_fingerprints:
         fingerprint_throughput(args.fingerprint_docs)
+    methods = list(args.methods)
     try:
         import simhash  # noqa: F401
-
-        methods = ["find_all"]
     except ImportError:
-        methods = []
+        methods = [m for m in methods if m != "find_all"]
         print("\n(simhash-pybind is not installed: `pip install simhash-pybind` adds the find_all comparison)")
-    methods += ["reference", "serial P=1", "serial P=4"] + [f"ray{w}w" for w in args.ray_workers]
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"steel-bench-dedup-{os.getpid()}"
     tmp.mkdir(parents=True, exist_ok=True)
     print("\n== matching: distinct near-duplicate pairs (6 blocks, distance 4)")
-    print("| n | method | wall s | CPU s | fingerprints/s (wall) | pairs | same | peak RSS MB | notes |")
-    print("|---:|---|---:|---:|---:|---:|---|---:|---|")
+    print("| n | method | wall s | CPU s | machine CPU s | fingerprints/s (wall) | pairs | same | peak RSS MB "
+          "| notes |")
+    print("|---:|---|---:|---:|---:|---:|---:|---|---:|---|")
     for n in args.sizes:
         truth = None
         for method in methods:
             out = tmp / f"{method.replace(' ', '_').replace('=', '')}-{n}.npy"
-            r = None
+            runs = []
             for _ in range(args.repeat):
                 proc = subprocess.run([sys.executable, __file__, "--child", method, str(n), str(out)], cwd=REPO,
                                       capture_output=True, text=True)
                 if proc.returncode:
                     break
-                run = json.loads(proc.stdout.strip().splitlines()[-1])
-                r = run if r is None or run["seconds"] < r["seconds"] else r
-            if r is None:
-                print(f"| {n:,} | {method} | failed: {proc.stderr.strip().splitlines()[-1][:80]} ||||||")
+                runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                codes = np.load(out)
+                if truth is None:
+                    truth = codes
+                runs[-1]["same"] = bool(np.array_equal(codes, truth))
+            if not runs or proc.returncode:
+                print(f"| {n:,} | {method} | failed: {proc.stderr.strip().splitlines()[-1][:80]} |||||||")
                 continue
-            codes = np.load(out)
-            if truth is None:
-                truth = codes
-            same = "yes" if np.array_equal(codes, truth) else "NO"
+            r = sorted(runs, key=lambda run: run["seconds"])[(len(runs) - 1) // 2]  # the median (lower)
+            same = "yes" if all(run["same"] for run in runs) else "NO"
             notes = ", ".join(f"{k} {v}" for k, v in r.items() if k in ("rounds", "startup_s"))
+            if len(runs) > 1:
+                notes += f", wall of {len(runs)} runs: " + " ".join(f"{run['seconds']:.2f}" for run in runs)
             if method.startswith("ray"):
                 notes += f", peak task RSS {r['task_rss_mb']} MB"
             if "max_task_rows" in r:
                 notes += f", max rows/task {max(r['max_task_rows'].values()):,}"
-            print(f"| {n:,} | {method} | {r['seconds']:.2f} | {r['cpu']:.2f} | {n / r['seconds']:,.0f} | "
-                  f"{r['pairs']:,} | {same} "
-                  f"| {r['rss_mb']:.0f} | {notes} |", flush=True)
+            if "stage_cpu" in r:
+                notes += ", task CPU " + " ".join(f"{k} {v:.2f}" for k, v in r["stage_cpu"].items())
+            machine = r.get("machine_cpu", float("nan"))
+            print(f"| {n:,} | {method} | {r['seconds']:.2f} | {r['cpu']:.2f} | {machine:.2f} | {n / r['seconds']:,.0f} "
+                  f"| {r['pairs']:,} | {same} | {r['rss_mb']:.0f} | {notes.strip(', ')} |", flush=True)
 
 
 if __name__ == "__main__":

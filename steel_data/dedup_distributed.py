@@ -30,12 +30,13 @@ star's edges), not the whole set.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from steel_data.dedup import block_masks, connected_components, popcount
+from steel_data.dedup import block_masks, popcount
 
 _EMPTY_U64 = np.empty(0, np.uint64)
 _EMPTY_I64 = np.empty(0, np.int64)
@@ -60,8 +61,12 @@ def partition_of(keys: np.ndarray, parts: int, salt: int = 0) -> np.ndarray:
     keys = np.asarray(keys).astype(np.uint64)
     if salt:
         keys = keys ^ mix64(np.uint64(salt))
-    # 16-bit partition ids sort by radix (`split` sorts them)
-    return (mix64(keys) % np.uint64(parts)).astype(np.uint16 if parts <= 1 << 16 else np.intp)
+    # the top 32 bits of the hash scaled to [0, parts): a multiply, not a division. 16-bit partition ids
+    # sort by radix (`split` sorts them)
+    h = mix64(keys) >> np.uint64(32)
+    h *= np.uint64(parts)
+    h >>= np.uint64(32)
+    return h.astype(np.uint16 if parts <= 1 << 16 else np.intp)
 
 
 def split(part: np.ndarray, parts: int, *arrays: np.ndarray) -> list[tuple[np.ndarray, ...]]:
@@ -86,6 +91,60 @@ def _first_per_group(keys: np.ndarray) -> np.ndarray:
     if len(keys) > 1:
         first[1:] = keys[1:] != keys[:-1]
     return first
+
+
+# -- sorting by integer keys ---------------------------------------------------------------------------------
+def radix_order(keys: np.ndarray, bits: int) -> np.ndarray:
+    """A stable argsort of unsigned integer keys below `2**bits`: least significant digit first, each digit
+    of at most 16 bits ordered by numpy's stable sort, which is a counting (radix) sort for 16-bit integers.
+    Measured 3x faster than `np.argsort` of 22-bit keys and 4.5x on arrays of 250,000 rows (about the L2
+    cache), where each pass's gathers stay in cache."""
+    n = len(keys)
+    if n < 2 or bits <= 0:
+        return np.arange(n)
+    passes = -(-bits // 16)
+    width = -(-bits // passes)
+    digit_mask = np.uint64((1 << width) - 1)
+    digits = [((keys >> np.uint64(p * width)) & digit_mask).astype(np.uint16) for p in range(passes)]
+    order = np.argsort(digits[0], kind="stable")
+    for d in digits[1:]:
+        order = order[np.argsort(d[order], kind="stable")]
+    return order
+
+
+def _offset_keys(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """int64 ids as unsigned keys counted from the least (same order), and the keys' bit length."""
+    if not len(x):
+        return np.empty(0, np.uint64), 0
+    keys = x.astype(np.uint64) ^ np.uint64(1 << 63)  # order-preserving for negative ids too
+    keys -= keys.min()
+    return keys, int(keys.max()).bit_length()
+
+
+def sorted_order(x: np.ndarray) -> np.ndarray:
+    """A stable ascending order of int64 ids by `radix_order` (ids within a small range take fewer passes)."""
+    keys, bits = _offset_keys(x)
+    return radix_order(keys, bits)
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected components of nodes `0..n-1` with edges `(a, b)`: for each node its component's smallest
+    member. Hook and compress: each edge between two trees hooks the larger root under the smaller, then
+    every node jumps to its root; edges inside one tree drop out, so each pass works on fewer edges."""
+    labels = np.arange(n)
+    while len(a):
+        la, lb = labels[a], labels[b]
+        live = la != lb
+        if not live.any():
+            break
+        a, b, la, lb = a[live], b[live], la[live], lb[live]
+        np.minimum.at(labels, np.maximum(la, lb), np.minimum(la, lb))
+        while True:  # labels[x] <= x throughout, so this ends with every node on its root
+            jumped = labels[labels]
+            if np.array_equal(jumped, labels):
+                break
+            labels = jumped
+    return labels
 
 
 def _read_source(source: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -114,9 +173,9 @@ def _peak_rss_mb() -> float:
 # -- A: per shard -----------------------------------------------------------------------------------------
 def shard_values(source: Any, parts: int) -> tuple:
     """Stage A. `source`: a shard's Parquet file (with the `_order` and `_simhash` columns) or an
-    `(orders, fingerprints)` pair. Returns `parts` pieces `(values, first_orders, counts)`, then the
+    `(orders, fingerprints)` pair. Returns a tuple of `parts` pieces `(values, first_orders, counts)`, the
     orders dropped here (not the first of their value within the shard), then an info dict."""
-    t0 = time.process_time()
+    t0 = time.thread_time()
     orders, fps = _read_source(source)
     sort = np.lexsort((orders, fps))
     fps, orders = fps[sort], orders[sort]
@@ -126,32 +185,38 @@ def shard_values(source: Any, parts: int) -> tuple:
     values, firsts = fps[first], orders[first]
     pieces = split(partition_of(values, parts), parts, values, firsts, counts)
     info = {"stage": "A", "rows": int(len(fps)), "docs": int(len(fps)), "zero_docs": int((fps == 0).sum()),
-            "cpu": time.process_time() - t0, "peak_rss_mb": _peak_rss_mb()}
-    return (*pieces, orders[~first], info)
+            "cpu": time.thread_time() - t0, "peak_rss_mb": _peak_rss_mb()}
+    return tuple(pieces), orders[~first], info
 
 
 # -- B: per value partition -------------------------------------------------------------------------------
 def reduce_values(parts: int, masks: Sequence[int], *pieces: tuple) -> tuple:
     """Stage B. Pieces `(values, first_orders, counts)` of one value partition from every shard.
-    Returns `parts` candidate pieces keyed by (table, value & mask), `parts` node pieces
-    `(nodes, counts, values)` keyed by node, the orders dropped here, and an info dict. A candidate
+    Returns a tuple of `parts` candidate pieces keyed by (table, value & mask), a tuple of `parts` node
+    pieces `(nodes, counts, values)` keyed by node, the orders dropped here, and an info dict. A candidate
     piece is `(bounds, values, nodes)`, its rows grouped by block table: table t's are
-    `bounds[t]:bounds[t + 1]`."""
-    t0 = time.process_time()
+    `bounds[t]:bounds[t + 1]`; with one partition, `bounds` is None: every table has all the rows."""
+    t0 = time.thread_time()
     values, firsts, counts = _concat(pieces, 3, (np.uint64, np.int64, np.int64))
     rows = len(values)
-    sort = np.lexsort((firsts, values))
+    # each shard's piece is sorted by value (stage A): a stable sort merges the runs (timsort finds them)
+    sort = np.argsort(values, kind="stable")
     values, firsts, counts = values[sort], firsts[sort], counts[sort]
     first = _first_per_group(values)
     starts = np.flatnonzero(first)
-    total = np.add.reduceat(counts, starts) if len(values) else _EMPTY_I64
-    dropped = firsts[~first]  # the first of its value in its shard, but not over all shards
-    values, nodes = values[first], firsts[first]
+    if len(values):
+        nodes = np.minimum.reduceat(firsts, starts)
+        total = np.add.reduceat(counts, starts)
+    else:
+        nodes, total = _EMPTY_I64, _EMPTY_I64
+    dropped = firsts[firsts != nodes[np.cumsum(first) - 1]]  # first in its shard, not over all shards
+    values = values[first]
+    if parts == 1:
+        info = {"stage": "B", "rows": rows, "unique": int(len(values)), "cpu": time.thread_time() - t0,
+                "peak_rss_mb": _peak_rss_mb()}
+        return ((None, values, nodes),), ((nodes, total, values),), dropped, info
     per_table = []  # per table: its rows sorted by destination, and the rows per destination
     for t, mask in enumerate(masks):
-        if parts == 1:
-            per_table.append((values, nodes, np.array([len(values)])))
-            continue
         dest = partition_of(values & np.uint64(mask), parts, salt=t + 1)
         order = np.argsort(dest, kind="stable")
         per_table.append((values[order], nodes[order], np.bincount(dest, minlength=parts)))
@@ -169,56 +234,83 @@ def reduce_values(parts: int, masks: Sequence[int], *pieces: tuple) -> tuple:
                      np.concatenate(vs) if vs else _EMPTY_U64, np.concatenate(ns) if ns else _EMPTY_I64))
     del per_table
     node_pieces = split(partition_of(nodes, parts), parts, nodes, total, values)
-    info = {"stage": "B", "rows": rows, "unique": int(len(values)), "cpu": time.process_time() - t0,
+    info = {"stage": "B", "rows": rows, "unique": int(len(values)), "cpu": time.thread_time() - t0,
             "peak_rss_mb": _peak_rss_mb()}
-    return (*cand, *node_pieces, dropped, info)
+    return tuple(cand), tuple(node_pieces), dropped, info
 
 
 # -- C: candidate pairs per (table, masked key) partition -------------------------------------------------
-def group_pairs(values: np.ndarray, mask: int, hamming_distance: int) -> tuple[np.ndarray, np.ndarray]:
+def compact_key(values: np.ndarray, mask: int) -> tuple[np.ndarray, int]:
+    """The bits of `values` under `mask`, packed together (same order within one mask), and how many."""
+    keys = np.zeros(len(values), np.uint64)
+    pos = bit = 0
+    while bit < 64:
+        if not (mask >> bit) & 1:
+            bit += 1
+            continue
+        run = bit
+        while run < 64 and (mask >> run) & 1:
+            run += 1
+        keys |= ((values >> np.uint64(bit)) & np.uint64((1 << (run - bit)) - 1)) << np.uint64(pos)
+        pos += run - bit
+        bit = run
+    return keys, pos
+
+
+def group_pairs(values: np.ndarray, mask: int, hamming_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Index pairs (a, b) of `values` with equal `values & mask` and at most `hamming_distance` differing
-    bits: sort by key, compare each value with its k-th right neighbour while the key still matches (as the
-    reference `near_duplicate_pairs` does for one table)."""
+    bits, and each pair's `values[a] ^ values[b]`: order by key (a radix sort of the packed key bits),
+    compare each value with its k-th right neighbour while the key still matches (as the reference
+    `near_duplicate_pairs` does for one table). One xor tells both: equal keys, and the distance."""
     n = len(values)
-    keys = values & np.uint64(mask)
-    order = np.argsort(keys, kind="stable")  # measured faster than the default quicksort here
-    sk = keys[order]
-    active = np.nonzero(sk[1:] == sk[:-1])[0]
-    out_a, out_b = [], []
+    keys, bits = compact_key(values, mask)
+    order = radix_order(keys, bits)
+    del keys
+    vs = values[order]
+    m = np.uint64(mask)
+    out_a, out_b, out_x = [], [], []
+    x = vs[1:] ^ vs[:-1]
+    active = np.flatnonzero((x & m) == 0)  # positions whose k-th right neighbour shares the key
+    x = x[active]
     k = 1
     while active.size:
-        a, b = order[active], order[active + k]
-        close = popcount(values[a] ^ values[b]) <= hamming_distance
-        if close.any():
-            out_a.append(a[close])
-            out_b.append(b[close])
+        close = popcount(x) <= hamming_distance
+        out_a.append(active[close])
+        out_b.append(active[close] + k)
+        out_x.append(x[close])
         k += 1
         active = active[active + k < n]
-        active = active[sk[active + k] == sk[active]]
+        x = vs[active] ^ vs[active + k]
+        same = (x & m) == 0
+        active, x = active[same], x[same]
     if not out_a:
-        return _EMPTY_I64, _EMPTY_I64
-    return np.concatenate(out_a).astype(np.int64), np.concatenate(out_b).astype(np.int64)
+        return _EMPTY_I64, _EMPTY_I64, _EMPTY_U64
+    return order[np.concatenate(out_a)], order[np.concatenate(out_b)], np.concatenate(out_x)
+
+
+def _table_rows(piece: tuple, column: int, t: int) -> np.ndarray:
+    bounds = piece[0]
+    return piece[column] if bounds is None else piece[column][bounds[t]:bounds[t + 1]]
 
 
 def candidate_pairs(parts: int, masks: Sequence[int], hamming_distance: int, collect: bool, *pieces: tuple) -> tuple:
-    """Stage C. Candidate pieces of one (table, masked key) partition (see `reduce_values`). Returns
-    `parts` edge pieces `(src, dst)` keyed by src (both directions of each star edge of the local
+    """Stage C. Candidate pieces of one (table, masked key) partition (see `reduce_values`). Returns a
+    tuple of `parts` edge pieces `(src, dst)` keyed by src (both directions of each star edge of the local
     components), the pairs counted here as `(value_lo, value_hi)` when `collect` (else empty), and an
     info dict."""
-    t0 = time.process_time()
+    t0 = time.thread_time()
     mask_arr = np.array([np.uint64(m) for m in masks], dtype=np.uint64)
     edge_a, edge_b, lo_vals, hi_vals = [], [], [], []
     counted = 0
-    rows = sum(len(pc[1]) for pc in pieces)
+    rows = sum(len(pc[1]) * (len(masks) if pc[0] is None else 1) for pc in pieces)
     for t in range(len(masks)):
-        v = np.concatenate([pc[1][pc[0][t]:pc[0][t + 1]] for pc in pieces]) if pieces else _EMPTY_U64
+        v = np.concatenate([_table_rows(pc, 1, t) for pc in pieces]) if pieces else _EMPTY_U64
         if len(v) < 2:
             continue
-        nd = np.concatenate([pc[2][pc[0][t]:pc[0][t + 1]] for pc in pieces])
-        a, b = group_pairs(v, int(masks[t]), hamming_distance)
+        nd = np.concatenate([_table_rows(pc, 2, t) for pc in pieces])
+        a, b, diff = group_pairs(v, int(masks[t]), hamming_distance)
         if not len(a):
             continue
-        diff = v[a] ^ v[b]
         # a pair belongs to the first table whose key it agrees on: it is counted there only
         mine = np.ones(len(a), dtype=bool)
         for earlier in mask_arr[:t]:
@@ -234,9 +326,9 @@ def candidate_pairs(parts: int, masks: Sequence[int], hamming_distance: int, col
                            np.concatenate(edge_b) if edge_b else _EMPTY_I64)
     out = _route_edges(src, dst, parts)
     pairs = (np.concatenate(lo_vals), np.concatenate(hi_vals)) if lo_vals else (_EMPTY_U64, _EMPTY_U64)
-    info = {"stage": "C", "rows": rows, "pairs": counted, "cpu": time.process_time() - t0,
+    info = {"stage": "C", "rows": rows, "pairs": counted, "cpu": time.thread_time() - t0,
             "peak_rss_mb": _peak_rss_mb()}
-    return (*out, pairs, info)
+    return tuple(out), pairs, info
 
 
 def _star_edges(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -244,9 +336,13 @@ def _star_edges(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     at most one edge per node."""
     if not len(a):
         return _EMPTY_I64, _EMPTY_I64
-    ids, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
-    pairs = inverse.reshape(2, -1).T
-    labels = connected_components(len(ids), pairs)  # the smallest member index = the smallest node
+    ends = np.concatenate([a, b])
+    order = sorted_order(ends)
+    first = _first_per_group(ends[order])
+    ids = ends[order][first]  # the distinct nodes, ascending
+    inverse = np.empty(len(ends), np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    labels = _components(len(ids), inverse[:len(a)], inverse[len(a):])  # the smallest member = smallest node
     leaf = labels != np.arange(len(ids))
     return ids[leaf], ids[labels[leaf]]
 
@@ -261,27 +357,35 @@ def _route_edges(hi: np.ndarray, lo: np.ndarray, parts: int) -> list[tuple[np.nd
 # -- D: large-star / small-star rounds --------------------------------------------------------------------
 def star_round(kind: str, parts: int, *pieces: tuple) -> tuple:
     """Stage D, one round over one node partition. Pieces `(src, dst)`: every edge at each of this
-    partition's nodes, from that node's side. Returns the next round's `parts` pieces and an info dict
+    partition's nodes, from that node's side. Returns a tuple of the next round's `parts` pieces and an info dict
     whose `converged` says the *input* already was a forest of stars around each component's smallest
-    node (no node has two smaller neighbours, none has both a smaller and a larger one)."""
-    t0 = time.process_time()
+    node (no node has two smaller neighbours, none has both a smaller and a larger one).
+
+    Edges are a multiset: a repeated edge gives repeated output edges and changes nothing else (every
+    test below is on a node's smallest and largest neighbours), so rows are grouped by source only and
+    never sorted by destination. A round emits at most one edge per edge it receives."""
+    t0 = time.thread_time()
     src, dst = _concat(pieces, 2, (np.int64, np.int64))
-    if len(src):  # sorted by (src, dst), without repeats
-        sort = np.lexsort((dst, src))
-        src, dst = src[sort], dst[sort]
-        keep = np.ones(len(src), dtype=bool)
-        keep[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
-        src, dst = src[keep], dst[keep]
+    rows = len(src)
+    if not rows:
+        out = _route_edges(_EMPTY_I64, _EMPTY_I64, parts)
+        return tuple(out), {"stage": "D", "rows": 0, "converged": True, "cpu": time.thread_time() - t0,
+                            "peak_rss_mb": _peak_rss_mb()}
+    order = sorted_order(src)
+    src, dst = src[order], dst[order]
     first = _first_per_group(src)
+    starts = np.flatnonzero(first)
     group = np.cumsum(first) - 1
-    nodes = src[first]
+    nodes = src[starts]
     smaller = dst < src
-    n_smaller = np.bincount(group, weights=smaller, minlength=len(nodes)) if len(src) else _EMPTY_I64
-    n_larger = np.bincount(group, weights=~smaller, minlength=len(nodes)) if len(src) else _EMPTY_I64
-    converged = bool(not ((n_smaller >= 2) | ((n_smaller >= 1) & (n_larger >= 1))).any())
-    # dst is sorted within each group: the group's first dst is its smallest neighbour
-    min_nb = dst[first][group] if len(src) else _EMPTY_I64
-    m = np.minimum(src, min_nb)  # smallest of the node's closed neighbourhood, per row
+    least = np.minimum.reduceat(dst, starts)  # each node's smallest neighbour
+    largest = np.maximum.reduceat(dst, starts)
+    largest_smaller = np.maximum.reduceat(np.where(smaller, dst, np.iinfo(np.int64).min), starts)
+    has_smaller = least < nodes
+    # two distinct smaller neighbours, or a smaller and a larger one
+    converged = not (has_smaller & ((largest_smaller != least) | (largest > nodes))).any()
+    m_node = np.minimum(nodes, least)  # the smallest of each node's closed neighbourhood
+    m = m_node[group]
     if kind == "large":
         # every larger neighbour v of u is linked to m(u)
         sel = dst > src
@@ -289,15 +393,13 @@ def star_round(kind: str, parts: int, *pieces: tuple) -> tuple:
     elif kind == "small":
         # u and its smaller neighbours are all linked to the smallest of them
         sel = smaller & (dst != m)
-        has_smaller = (n_smaller >= 1)[group] if len(src) else np.zeros(0, bool)
-        own = first & has_smaller
-        hi = np.concatenate([dst[sel], src[own]])
-        lo = np.concatenate([m[sel], m[own]])
+        hi = np.concatenate([dst[sel], nodes[has_smaller]])
+        lo = np.concatenate([m[sel], m_node[has_smaller]])
     else:
         raise ValueError(f"unknown round {kind!r}")
     out = _route_edges(hi, lo, parts)
-    return (*out, {"stage": "D", "rows": int(len(src)), "converged": converged, "cpu": time.process_time() - t0,
-                   "peak_rss_mb": _peak_rss_mb()})
+    return tuple(out), {"stage": "D", "rows": rows, "converged": bool(converged), "cpu": time.thread_time() - t0,
+                        "peak_rss_mb": _peak_rss_mb()}
 
 
 # -- E, F: roots, drops, component sizes; G: example members ------------------------------------------
@@ -310,11 +412,11 @@ def _top(sizes: np.ndarray, min_values: np.ndarray, k: int) -> np.ndarray:
 
 def resolve_roots(parts: int, top: int, n_node_pieces: int, *pieces: tuple) -> tuple:
     """Stage E over one node partition. The first `n_node_pieces` pieces are `(nodes, counts, values)`,
-    the rest the converged star edges `(src, dst)` at this partition's nodes. Returns `parts` pieces
+    the rest the converged star edges `(src, dst)` at this partition's nodes. Returns a tuple of `parts` pieces
     `(root, count, value)` keyed by root (nodes in a component with other values), the dropped orders
     (nodes that are not their component's root), the sizes of single-value clusters (a value several
     documents share), the `top` largest of those as example candidates, and an info dict."""
-    t0 = time.process_time()
+    t0 = time.thread_time()
     nodes, counts, values = _concat(pieces[:n_node_pieces], 3, (np.int64, np.int64, np.uint64))
     src, dst = _concat(pieces[n_node_pieces:], 2, (np.int64, np.int64))
     smaller = dst < src
@@ -335,16 +437,17 @@ def resolve_roots(parts: int, top: int, n_node_pieces: int, *pieces: tuple) -> t
     best = _top(single_sizes, single_values, top)
     examples = [(int(single_sizes[i]), int(single_values[i]), np.array([single_values[i]], np.uint64)) for i in best]
     out = split(partition_of(root[in_edges], parts), parts, root[in_edges], counts[in_edges], values[in_edges])
-    return (*out, dropped, single_sizes, examples, {"cpu": time.process_time() - t0, "peak_rss_mb": _peak_rss_mb()})
+    return (tuple(out), dropped, single_sizes, examples,
+            {"stage": "E", "cpu": time.thread_time() - t0, "peak_rss_mb": _peak_rss_mb()})
 
 
 def component_sizes(top: int, *pieces: tuple) -> tuple:
     """Stage F: documents per component (summed per root), and the `top` largest components as example
     candidates `(size, least value, values)`."""
-    t0 = time.process_time()
+    t0 = time.thread_time()
     roots, counts, values = _concat(pieces, 3, (np.int64, np.int64, np.uint64))
     if not len(roots):
-        return _EMPTY_I64, [], {"cpu": time.process_time() - t0, "peak_rss_mb": _peak_rss_mb()}
+        return _EMPTY_I64, [], {"stage": "F", "cpu": time.thread_time() - t0, "peak_rss_mb": _peak_rss_mb()}
     sort = np.lexsort((values, roots))
     roots, counts, values = roots[sort], counts[sort], values[sort]
     starts = np.flatnonzero(_first_per_group(roots))
@@ -352,7 +455,7 @@ def component_sizes(top: int, *pieces: tuple) -> tuple:
     least = values[starts]  # values are sorted within each root
     ends = np.append(starts[1:], len(roots))
     examples = [(int(sizes[i]), int(least[i]), values[starts[i]:ends[i]].copy()) for i in _top(sizes, least, top)]
-    return sizes, examples, {"cpu": time.process_time() - t0, "peak_rss_mb": _peak_rss_mb()}
+    return sizes, examples, {"stage": "F", "cpu": time.thread_time() - t0, "peak_rss_mb": _peak_rss_mb()}
 
 
 def cluster_members(source: Any, clusters: Sequence[np.ndarray], members: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -369,6 +472,14 @@ def cluster_members(source: Any, clusters: Sequence[np.ndarray], members: int) -
 
 
 # -- running the stages ------------------------------------------------------------------------------------
+def _pick(fn: Callable, q: int, fixed: tuple, *outputs: Sequence) -> Any:
+    """`fn(*fixed, *pieces)` with piece `q` of each of `outputs`. A task hands the next stage one object
+    holding a piece per partition, not a return value per piece: on Ray that is P times fewer objects to
+    create, track and free (each costs the raylet and the object store some CPU; a 2-CPU machine has none
+    to spare). Each consumer maps every producer's object (zero-copy) and reads its own piece."""
+    return fn(*fixed, *(o[q] for o in outputs))
+
+
 class SerialEngine:
     """Runs every task in this process, in order: the engine of tests and one-core benchmarks."""
 
@@ -378,6 +489,36 @@ class SerialEngine:
 
     def get(self, handles: list) -> list:
         return list(handles)
+
+
+@dataclass(frozen=True)
+class _Result:
+    future: Future
+    index: int | None  # which of the task's return values; None: the only one
+
+    def value(self) -> Any:
+        out = self.future.result()
+        return out if self.index is None else out[self.index]
+
+
+class ThreadEngine:
+    """Runs tasks on `workers` threads of this process. A task spends nearly all its time in numpy sorts,
+    gathers and element-wise loops, which release the GIL, so tasks run side by side; outputs are shared,
+    never copied. A task's arguments are waited for when it is submitted (the stages submit in order)."""
+
+    def __init__(self, workers: int):
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dedup")
+
+    def submit(self, fn: Callable, *args: Any, num_returns: int = 1) -> list:
+        args = tuple(a.value() if isinstance(a, _Result) else a for a in args)
+        future = self.pool.submit(fn, *args)
+        return [_Result(future, i) for i in range(num_returns)] if num_returns > 1 else [_Result(future, None)]
+
+    def get(self, handles: list) -> list:
+        return [h.value() for h in handles]
+
+    def close(self) -> None:
+        self.pool.shutdown()
 
 
 @dataclass
@@ -396,6 +537,7 @@ class DistributedDedup:
     pair_values: tuple[np.ndarray, np.ndarray] | None = None  # (lo, hi) values of every pair, if collected
     stage_seconds: dict[str, float] = field(default_factory=dict)
     max_task_rows: dict[str, int] = field(default_factory=dict)  # per stage: the most rows one task held
+    stage_cpu: dict[str, float] = field(default_factory=dict)  # per stage (A-F): its tasks' CPU seconds
     peak_task_rss_mb: float = 0.0  # the largest peak RSS of a process that ran a task
 
 
@@ -421,63 +563,53 @@ def deduplicate_distributed(sources: Sequence[Any], num_blocks: int, hamming_dis
     P = max(int(parts), 1)
     wall: dict[str, float] = {}
     t = time.perf_counter()
-    # only handles still needed are kept: a stage's outputs are freed once its consumers have run
+    # A task's output for the next stage is one object with a piece per partition (`_pick`). Only handles
+    # still needed are kept: a stage's outputs are freed once its consumers have run.
     drops: list[Any] = []
-    a_infos, pieces_by_part = [], [[] for _ in range(P)]
-    for src in sources:
-        o = engine.submit(shard_values, src, P, num_returns=P + 2)
-        for p in range(P):
-            pieces_by_part[p].append(o[p])
-        drops.append(o[P])
-        a_infos.append(o[P + 1])
-    b_infos, cand_by_part, nodes_by_part = [], [[] for _ in range(P)], [[] for _ in range(P)]
-    for p in range(P):
-        o = engine.submit(reduce_values, P, masks, *pieces_by_part[p], num_returns=2 * P + 2)
-        for q in range(P):
-            cand_by_part[q].append(o[q])
-            nodes_by_part[q].append(o[P + q])
-        drops.append(o[2 * P])
-        b_infos.append(o[2 * P + 1])
-    del pieces_by_part
-    c_infos, pair_handles, edges = [], [], [[] for _ in range(P)]
-    for q in range(P):
-        o = engine.submit(candidate_pairs, P, masks, hamming_distance, collect_pairs, *cand_by_part[q],
-                          num_returns=P + 2)
-        for r in range(P):
-            edges[r].append(o[r])
-        if collect_pairs:
-            pair_handles.append(o[P])
-        c_infos.append(o[P + 1])
-    del cand_by_part, o
+    a_out = [engine.submit(shard_values, src, P, num_returns=3) for src in sources]
+    drops += [o[1] for o in a_out]
+    a_infos = [o[2] for o in a_out]
+    b_out = [engine.submit(_pick, reduce_values, p, (P, masks), *[o[0] for o in a_out], num_returns=4)
+             for p in range(P)]
+    del a_out
+    drops += [o[2] for o in b_out]
+    b_infos, nodes = [o[3] for o in b_out], [o[1] for o in b_out]
+    c_out = [engine.submit(_pick, candidate_pairs, q, (P, masks, hamming_distance, collect_pairs),
+                           *[o[0] for o in b_out], num_returns=3) for q in range(P)]
+    del b_out
+    pair_handles = [o[1] for o in c_out] if collect_pairs else []
+    c_infos, edges = [o[2] for o in c_out], [o[0] for o in c_out]
+    del c_out
     a_info, b_info, c_info = engine.get(a_infos), engine.get(b_infos), engine.get(c_infos)
     infos = a_info + b_info + c_info
     wall["A-C"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    rounds, kind = 0, "large"  # edges[q]: the edge pieces at node partition q
+    rounds, kind = 0, "large"  # edges: per task of the last stage, its edge pieces by node partition
     while True:
         if rounds >= max_rounds:
             raise RuntimeError(f"connected components did not converge in {max_rounds} rounds")
-        d_out = [engine.submit(star_round, kind, P, *edges[q], num_returns=P + 1) for q in range(P)]
-        d_info = engine.get([o[P] for o in d_out])
+        d_out = [engine.submit(_pick, star_round, q, (kind, P), *edges, num_returns=2) for q in range(P)]
+        d_info = engine.get([o[1] for o in d_out])
         infos += d_info
         rounds += 1
         if all(i["converged"] for i in d_info):
             break  # this round's input is the final forest of stars
-        edges = [[o[q] for o in d_out] for q in range(P)]
+        edges = [o[0] for o in d_out]
         kind = "small" if kind == "large" else "large"
     del d_out
     wall["D"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    e_out = [engine.submit(resolve_roots, P, examples, len(nodes_by_part[q]), *nodes_by_part[q], *edges[q],
-                           num_returns=P + 4) for q in range(P)]
-    del nodes_by_part, edges
-    f_out = [engine.submit(component_sizes, examples, *[o[r] for o in e_out], num_returns=3) for r in range(P)]
-    drops += [o[P] for o in e_out]
-    groups = {"drops": drops, "singles": [o[P + 1] for o in e_out], "sizes": [o[0] for o in f_out],
-              "examples": [o[P + 2] for o in e_out] + [o[1] for o in f_out],
-              "infos": [o[P + 3] for o in e_out] + [o[2] for o in f_out], "pairs": pair_handles}
+    e_out = [engine.submit(_pick, resolve_roots, q, (P, examples, len(nodes)), *nodes, *edges, num_returns=5)
+             for q in range(P)]
+    del nodes, edges
+    f_out = [engine.submit(_pick, component_sizes, r, (examples,), *[o[0] for o in e_out], num_returns=3)
+             for r in range(P)]
+    drops += [o[1] for o in e_out]
+    groups = {"drops": drops, "singles": [o[2] for o in e_out], "sizes": [o[0] for o in f_out],
+              "examples": [o[3] for o in e_out] + [o[1] for o in f_out],
+              "infos": [o[4] for o in e_out] + [o[2] for o in f_out], "pairs": pair_handles}
     del e_out, f_out
     flat = engine.get([h for g in groups.values() for h in g])
     got, i = {}, 0
@@ -522,6 +654,7 @@ def deduplicate_distributed(sources: Sequence[Any], num_blocks: int, hamming_dis
         examples=described,
         pair_values=pair_values,
         stage_seconds=wall,
+        stage_cpu={st: sum(i["cpu"] for i in infos if i.get("stage") == st) for st in "ABCDEF"},
         max_task_rows={st: max((i["rows"] for i in infos if i.get("stage") == st), default=0)
                        for st in "ABCD"},
         peak_task_rss_mb=max((i.get("peak_rss_mb", 0.0) for i in infos), default=0.0),

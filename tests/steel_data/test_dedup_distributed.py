@@ -92,9 +92,9 @@ def components(edges: np.ndarray, parts: int) -> tuple[dict[int, int], int]:
     while True:
         outs = [star_round(kind, parts, *by_part[q]) for q in range(parts)]
         rounds += 1
-        if all(o[parts]["converged"] for o in outs):
+        if all(o[1]["converged"] for o in outs):
             break
-        by_part = [[o[q] for o in outs] for q in range(parts)]
+        by_part = [[o[0][q] for o in outs] for q in range(parts)]
         kind = "small" if kind == "large" else "large"
     roots: dict[int, int] = {}
     for q in range(parts):
