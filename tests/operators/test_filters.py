@@ -198,3 +198,13 @@ def test_batched_words_num_equals_per_document(texts):
     docs = [Doc(t) for t in texts]
     expected = [len([w for w in (ref_strip(w) for w in ref_words(t)) if w]) for t in texts]
     assert op.compute_stats(docs) == [op.compute_stat(d) for d in docs] == expected
+
+
+def test_batched_char_repetition_splits_large_batches(monkeypatch):
+    # many small calls (a batch limit of 64 code points) give what one call gives
+    texts = ["今天天气很好。" * (i % 7 + 1) + "ab" * i for i in range(40)]
+    op = registry.build("character_repetition_filter", {})
+    op.ensure_ready()
+    whole = op.compute_stats([Doc(t) for t in texts])
+    monkeypatch.setattr(type(op), "BATCH_CODEPOINTS", 64)
+    assert op.compute_stats([Doc(t) for t in texts]) == whole == [ref_char_rep(t) for t in texts]
