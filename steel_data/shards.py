@@ -209,7 +209,10 @@ class ShardWriter:
 
     def add(self, tokens: np.ndarray, lengths: np.ndarray) -> None:
         """Append documents: `tokens` is their concatenation, `lengths` their sizes (end token included)."""
-        data = np.ascontiguousarray(tokens, dtype=self.dtype)
+        if tokens.dtype == np.uint32 and self.dtype == np.int32 and tokens.flags.c_contiguous:
+            data = tokens.view(np.int32)  # ids of an int32 vocabulary are below 2**31: the same bits
+        else:
+            data = np.ascontiguousarray(tokens, dtype=self.dtype)
         if int(np.sum(lengths, dtype=np.int64)) != len(data):
             raise ValueError("lengths do not add up to the number of tokens")
         buf = memoryview(data).cast("B")

@@ -98,6 +98,16 @@ class Tokenizer(ABC):
     def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
         return [self.encode(t) for t in texts]
 
+    def encode_packed(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The documents' ids, each followed by the end token, as one uint32 array; and the documents'
+        lengths in it (end token included). What a shard writer appends."""
+        eod = np.array([self.eod_id], dtype=np.uint32)
+        parts = self.encode_batch(texts)
+        lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)) + 1
+        if not parts:
+            return np.empty(0, np.uint32), lengths
+        return np.concatenate([x for ids in parts for x in (ids, eod)]).astype(np.uint32, copy=False), lengths
+
     @abstractmethod
     def decode_bytes(self, ids) -> bytes: ...
 
@@ -197,6 +207,23 @@ class TiktokenTokenizer(Tokenizer):
             return [buf(core(nfc("NFC", t), _NONE), dtype=u32) for t in texts]
         enc = self._encoding.encode_to_numpy
         return [enc(nfc("NFC", t), allowed_special=_NONE, disallowed_special=()) for t in texts]
+
+    def encode_packed(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        core = self._core
+        if core is None:
+            return super().encode_packed(texts)
+        nfc = unicodedata.normalize
+        # ASCII text is NFC already (and `isascii` is a flag lookup); the encoder's buffers are joined with the
+        # end token between them in one copy, with no array made per document.
+        buffers = [core(t if t.isascii() else nfc("NFC", t), _NONE) for t in texts]
+        nbytes = np.fromiter((memoryview(b).nbytes for b in buffers), dtype=np.int64, count=len(buffers))
+        eod = self._eod_bytes
+        joined = eod.join(buffers) + eod if buffers else b""
+        return np.frombuffer(joined, dtype=np.uint32), nbytes // 4 + 1
+
+    @cached_property
+    def _eod_bytes(self) -> bytes:
+        return np.array([self.eod_id], dtype="<u4").tobytes()
 
     def decode_bytes(self, ids) -> bytes:
         return self._encoding.decode_bytes([int(i) for i in ids])
@@ -523,7 +550,6 @@ def tokenize_shard(task: ShardTask, config: TokenizeConfig, out: Path) -> ShardE
     """Tokenize one shard's pieces into OUT/shard-NNNNN.{bin,idx}; then its marker. Returns its entry."""
     tok = get_tokenizer(config.tokenizer)
     dtype = token_dtype(tok.vocab_size)
-    eod = np.array([tok.eod_id], dtype=np.uint32)
     name = shard_name(task.index)
     writer = ShardWriter(out / name, dtype)
     docs = skipped = text_bytes = 0
@@ -535,12 +561,8 @@ def tokenize_shard(task: ShardTask, config: TokenizeConfig, out: Path) -> ShardE
                 text_bytes += nbytes
                 if not keep:
                     continue
-                parts: list[np.ndarray] = []
-                for ids in tok.encode_batch(keep):
-                    parts.append(ids)
-                    parts.append(eod)
-                lengths = np.fromiter((len(p) for p in parts[0::2]), dtype=np.int64, count=len(keep)) + 1
-                writer.add(np.concatenate(parts, dtype=dtype, casting="unsafe"), lengths)
+                tokens, lengths = tok.encode_packed(keep)
+                writer.add(tokens, lengths)
                 docs += len(keep)
         written = writer.close()
     except BaseException:

@@ -78,6 +78,21 @@ def test_fast_path_equals_the_public_tiktoken_call(qwen, monkeypatch):
     assert [x.tolist() for x in qwen.encode_batch([d for d in docs if d])] == public
 
 
+def test_packed_encoding_equals_per_document_ids_plus_end_token(qwen, qwen_hf, monkeypatch):
+    nfd = unicodedata.normalize("NFD", "café 한국어 Ångström")
+    docs = [d for d in td.ODD + td.make_docs("mixed", 40, 5) if d] + [nfd, "plain ascii"]
+    for tok in (qwen, qwen_hf):
+        tokens, lengths = tok.encode_packed(docs)
+        expected = [i for d in docs for i in tok.encode(d).tolist() + [tok.eod_id]]
+        assert tokens.dtype == np.uint32 and tokens.tolist() == expected
+        assert lengths.tolist() == [len(tok.encode(d)) + 1 for d in docs]
+        empty_tokens, empty_lengths = tok.encode_packed([])
+        assert len(empty_tokens) == 0 and len(empty_lengths) == 0
+    monkeypatch.setitem(qwen.__dict__, "_core", None)  # a tiktoken without its Rust entry point
+    tokens, _ = qwen.encode_packed(docs)
+    assert tokens.tolist() == [i for d in docs for i in qwen.encode(d).tolist() + [qwen.eod_id]]
+
+
 def test_nfc_before_encoding(qwen):
     nfd = unicodedata.normalize("NFD", "café 한국어 Ångström")
     assert nfd != unicodedata.normalize("NFC", nfd)
