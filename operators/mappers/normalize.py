@@ -18,6 +18,10 @@ OPENCC_MODES = (
 
 class ChineseConvertParams(OpParams):
     mode: Literal[OPENCC_MODES] = "s2t"  # type: ignore[valid-type]
+    keep_after_nul: bool = False
+    """Fix (opt-in): OpenCC ends its output at the first NUL character (`a\\x00b` becomes `a`), and Data-Juicer
+    passes that on, losing the rest of the document. With the fix each NUL-separated piece is converted and
+    the NULs are kept (no dictionary phrase contains a NUL, so the pieces convert as the whole would)."""
 
 
 @register
@@ -41,10 +45,12 @@ class ChineseConvertMapper(Mapper):
             self._convert_many = None
 
     def map_text(self, text: str) -> str:
+        if self.params.keep_after_nul and "\x00" in text:
+            return "\x00".join(self._convert(piece) for piece in text.split("\x00"))
         return self._convert(text)
 
     def map_texts(self, texts: list[str]) -> list[str]:
-        if self._convert_many is None:
+        if self._convert_many is None or self.params.keep_after_nul:
             return super().map_texts(texts)
         return self._convert_many(texts)
 

@@ -21,6 +21,17 @@ def test_chinese_convert_t2s(text, expected):
     assert run("chinese_convert_mapper", text, mode="t2s") == expected
 
 
+def test_chinese_convert_nul_truncation_and_its_fix():
+    text = "乾燥\x00後面的頭髮\x00\x00尾"
+    assert run("chinese_convert_mapper", text, mode="t2s") == "干燥"  # Data-Juicer (OpenCC) loses the rest
+    fixed = run("chinese_convert_mapper", text, mode="t2s", keep_after_nul=True)
+    assert fixed == "干燥\x00后面的头发\x00\x00尾"
+    assert run("chinese_convert_mapper", "頭髮", mode="t2s", keep_after_nul=True) == "头发"
+    op = registry.build("chinese_convert_mapper", {"mode": "t2s", "keep_after_nul": True})
+    op.ensure_ready()
+    assert op.map_texts([text, "頭髮", ""]) == [fixed, "头发", ""]
+
+
 def test_chinese_convert_rejects_unknown_mode():
     with pytest.raises(registry.RecipeError, match="mode"):
         registry.build("chinese_convert_mapper", {"mode": "x2y"})
