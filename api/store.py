@@ -7,6 +7,13 @@ change; the event stream watches it.
 
 States: queued -> running -> succeeded | failed; queued -> cancelled; running -> cancelling -> cancelled.
 A running job whose server died is put back to queued (resumed) or failed, explicitly, at the next start.
+
+PostgreSQL: the schema is created under a transaction-scoped advisory lock (concurrent CREATE ... IF NOT EXISTS
+collide in its catalog when several processes start at once); a connection found dead (database restarted,
+backend terminated) is reopened and the statement run once more on the new one: every statement here is a
+read, a conditional UPDATE (run twice, the second finds the state already changed and reports a lost race) or
+an INSERT of a new random id. Text columns cannot hold U+0000 there, so free text (a job's name, an error) is
+stored with U+FFFD in its place, on every backend alike.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ _DDL = [
     "CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at)",
 ]
 _JSON_FIELDS = ("request", "spec", "progress", "result", "notes")
+_SCHEMA_LOCK = 0x5713E1  # pg_advisory_xact_lock key of the schema creation
 _COLUMNS = ("id", "name", "state", "request", "spec", "output", "created_at", "updated_at", "started_at",
             "finished_at", "attempts", "interruptions", "cancel_requested", "prepared", "worker_pid", "progress",
             "result", "error", "notes", "seq")
@@ -97,11 +105,17 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
+def _text(value: Any) -> Any:
+    """Free text as every backend can store it (PostgreSQL text has no U+0000)."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
 class JobStore:
     def __init__(self, url: str):
         self.url = url
         parsed = urlparse(url)
         self._local = threading.local()
+        self._lost_errors: tuple[type[Exception], ...] = ()
         if parsed.scheme == "sqlite":
             # sqlite:///relative/path, sqlite:////absolute/path, sqlite:///:memory: is refused (one per connection)
             path = unquote(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else ""
@@ -113,11 +127,12 @@ class JobStore:
             self._param = "?"
         elif parsed.scheme in ("postgresql", "postgres"):
             try:
-                import psycopg  # noqa: F401
+                import psycopg
             except ImportError:
                 raise UnsupportedDatabase("a postgresql:// job store needs the psycopg package") from None
             self.kind = "postgresql"
             self._param = "%s"
+            self._lost_errors = (psycopg.OperationalError,)
         else:
             raise UnsupportedDatabase(f"unsupported database URL scheme {parsed.scheme!r} (sqlite, postgresql)")
         self._init_schema()
@@ -141,6 +156,7 @@ class JobStore:
     def _exec(self, sql: str, params: tuple = ()):
         if self._param != "?":
             sql = sql.replace("?", self._param)
+        reopened = False
         for attempt in range(5):
             try:
                 cur = self._conn().cursor()
@@ -150,9 +166,22 @@ class JobStore:
                 if "locked" not in str(exc) or attempt == 4:
                     raise
                 time.sleep(0.1 * (attempt + 1))
+            except self._lost_errors:
+                conn = self._local.conn
+                if reopened or not (conn.closed or conn.broken):
+                    raise
+                self.close()  # the connection is dead: open a new one and run the statement on it
+                reopened = True
         raise AssertionError("unreachable")
 
     def _init_schema(self) -> None:
+        if self.kind == "postgresql":
+            conn = self._conn()
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                for stmt in _DDL:
+                    conn.execute(stmt)
+            return
         for stmt in _DDL:
             self._exec(stmt)
 
@@ -203,14 +232,14 @@ class JobStore:
         self._exec(
             "INSERT INTO jobs (id, name, state, request, spec, output, created_at, updated_at, notes, seq) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, '[]', 1)",
-            (job_id, name, QUEUED, _dumps(request), _dumps(spec), output, now, now),
+            (job_id, _text(name), QUEUED, _dumps(request), _dumps(spec), output, now, now),
         )
         return self.get(job_id)
 
     def _update(self, job_id: str, states: tuple[str, ...], **fields) -> bool:
         fields["updated_at"] = time.time()
         sets = ", ".join(f"{k} = ?" for k in fields) + ", seq = seq + 1"
-        values = tuple(_dumps(v) if k in _JSON_FIELDS else v for k, v in fields.items())
+        values = tuple(_dumps(v) if k in _JSON_FIELDS else _text(v) for k, v in fields.items())
         marks = ", ".join("?" for _ in states)
         cur = self._exec(f"UPDATE jobs SET {sets} WHERE id = ? AND state IN ({marks})", values + (job_id,) + states)
         return cur.rowcount == 1

@@ -2,7 +2,8 @@
 
 `server` (one per session) serves a data root holding the built-in sample, a larger generated input, a token
 shard set under datasets/, and a symlink that escapes the root. Tests that kill or slow the server start their
-own with `start_server`.
+their own `Server`. `postgres` is a throwaway PostgreSQL server (one per session, started on first use;
+skipped where its binaries are not installed) and `pg_url` a fresh, empty database on it for one test.
 """
 
 from __future__ import annotations
@@ -141,6 +142,27 @@ def server_env(root: Path, **extra) -> dict:
            "STEEL_JOB_WORKERS": "1", "STEEL_MAX_RUNNING_JOBS": "2"}
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    from tests.api.postgres import PostgresServer, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip("the postgresql:// job store tests need PostgreSQL's server binaries (initdb, pg_ctl: Debian's "
+                    "postgresql package; .ci/run installs it)")
+    pytest.importorskip("psycopg", reason="the postgresql:// job store needs psycopg (the api extra)")
+    srv = PostgresServer(bin_dir).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture()
+def pg_url(postgres):
+    url = postgres.create_database()
+    yield url
+    postgres.drop_database(url)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""The job store's transitions, the runner's restart policy and the worker's progress book, in-process."""
+"""The job store's transitions, the runner's restart policy and the worker's progress book, in-process; every
+store test runs against SQLite and against a real PostgreSQL server (`postgres` in conftest)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from api.store import JobStore
 from api.worker import ProgressBook
 
 
-@pytest.fixture()
-def store(tmp_path):
-    return JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'jobs.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    s = JobStore(url)
+    assert s.kind == request.param
+    yield s
+    s.close()
 
 
 def settings(tmp_path, **kw) -> Settings:
@@ -118,3 +123,50 @@ def test_one_runner_leads_the_others_stand_by(tmp_path, store, monkeypatch):
         time.sleep(0.05)
     assert b.leader
     b.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request, tmp_path):
+    """The URL of a database no store has opened yet."""
+    return f"sqlite:///{tmp_path / 'fresh.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+def test_many_processes_create_the_schema_at_once(fresh_url):
+    """`steel serve --workers N` and the job workers all open the store at start: creating the schema must not
+    race (PostgreSQL's CREATE TABLE IF NOT EXISTS alone does: two creators collide on the catalog)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # each opener is a separate process with its own connection, as in production
+    with ctx.Pool(6) as pool:
+        kinds = pool.map(_open_store, [fresh_url] * 12)
+    assert set(kinds) == {JobStore(fresh_url).kind}
+    assert JobStore(fresh_url).list() == ([], 0)
+
+
+def _open_store(url: str) -> str:
+    return JobStore(url).kind
+
+
+def test_text_with_nul_characters_round_trips_alike(store):
+    """A name or an error message holding NUL (a label typed by anyone, a crashed worker's log tail): PostgreSQL
+    text cannot hold U+0000, so the store writes U+FFFD there on every backend."""
+    job = store.create({"r": "a\x00b"}, {"output": "o"}, "out/nul", name="job\x00name")
+    assert job.name == "job\ufffdname" and job.request == {"r": "a\x00b"}  # JSON columns escape it themselves
+    store.claim_next()
+    assert store.fail(job.id, "worker said \x00\x00 and died")
+    assert store.get(job.id).error == "worker said \ufffd\ufffd and died"
+
+
+def test_postgres_connection_lost_is_reopened(pg_url, postgres):
+    """A database restart or a dropped connection: the next statement of each thread reconnects instead of
+    failing for the rest of the server's life."""
+    import psycopg
+
+    store = JobStore(pg_url)
+    job_id = new_job(store)
+    with psycopg.connect(postgres.admin_url, autocommit=True) as admin:
+        killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                               (pg_url.rsplit("/", 1)[1],)).fetchall()
+    assert killed and all(row[0] for row in killed)
+    assert store.get(job_id).state == "queued"
+    assert store.claim_next().id == job_id
