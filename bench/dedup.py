@@ -155,6 +155,83 @@ def child(method: str, n: int, out: Path) -> dict:
             "rss_mb": round(peak_rss_mb(), 1), "rss_over_input_mb": round(peak_rss_mb() - rss0, 1), **extra}
 
 
+# -- does work scale from one process to two on this machine? -------------------------------------------------
+def _probe_data() -> dict:
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 2**63, 2_000_000, dtype=np.int64).astype(np.uint64)  # 16 MB
+    return {"big": big, "small": [big[i:i + 131_072].copy() for i in range(0, len(big), 131_072)],  # 1 MiB each
+            "perm": rng.permutation(len(big)), "out": np.empty_like(big)}
+
+
+def _probe_job(name: str, d: dict) -> None:
+    if name == "pure Python loop":
+        s = 0
+        for i in range(3_000_000):
+            s += i * i % 7
+    elif name == "np.sort 2M uint64 (16 MB)":
+        for _ in range(3):
+            np.sort(d["big"])
+    elif name == "np.sort 16 x 128K uint64 (1 MiB each)":
+        for _ in range(3):
+            for a in d["small"]:
+                np.sort(a)
+    elif name == "radix_order 16 x 128K keys (22 bits)":
+        from steel_data.dedup_distributed import radix_order
+
+        for _ in range(6):
+            for a in d["small"]:
+                radix_order(a >> np.uint64(42), 22)
+    elif name == "random gather from 16 MB":
+        for _ in range(10):
+            np.take(d["big"], d["perm"], out=d["out"])
+    elif name == "streaming xor/shift over 16 MB":
+        for _ in range(100):
+            np.right_shift(d["big"], np.uint64(3), out=d["out"])
+            np.bitwise_xor(d["out"], d["big"], out=d["out"])
+    elif name == "fresh 64 MB arrays filled (page faults)":
+        for _ in range(15):
+            np.empty(8_000_000, np.uint64).fill(1)
+
+
+PROBE_JOBS = ["pure Python loop", "np.sort 2M uint64 (16 MB)", "np.sort 16 x 128K uint64 (1 MiB each)",
+              "radix_order 16 x 128K keys (22 bits)", "random gather from 16 MB", "streaming xor/shift over 16 MB",
+              "fresh 64 MB arrays filled (page faults)"]
+
+
+def _probe_worker(name: str, start, times) -> None:
+    d = _probe_data()
+    start.wait()  # both processes begin together
+    t = time.perf_counter()
+    _probe_job(name, d)
+    times.put(time.perf_counter() - t)
+
+
+def scaling_probe(repeat: int = 3) -> None:
+    """Each job alone in one process, then two copies at once in two processes (best of `repeat`): 2 x
+    alone / side by side is how much two processes get done over one (2.0: they scale; 1.0: they don't)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    print("\n== scaling probe: one process, then two side by side (best of %d)" % repeat)
+    print("| job | alone s | two at once: each s | throughput, 2 vs 1 |\n|---|---:|---:|---:|")
+    for name in PROBE_JOBS:
+        results = {}
+        for copies in (1, 2):
+            best = None
+            for _ in range(repeat):
+                start, times = ctx.Barrier(copies), ctx.Queue()
+                procs = [ctx.Process(target=_probe_worker, args=(name, start, times)) for _ in range(copies)]
+                for p in procs:
+                    p.start()
+                each = sorted(times.get() for _ in procs)
+                for p in procs:
+                    p.join()
+                best = each if best is None or max(each) < max(best) else best
+            results[copies] = best
+        alone, pair = results[1][0], results[2]
+        print(f"| {name} | {alone:.3f} | {pair[0]:.3f} / {pair[1]:.3f} | x{2 * alone / max(pair):.2f} |", flush=True)
+
+
 def fingerprint_throughput(limit: int) -> None:
     from operators import registry
 
@@ -189,6 +266,7 @@ def main() -> None:
                     help="find_all, reference, 'serial P=k', 'threadsN P=k', 'rayNw P=k' (the first one "
                          "run is the truth)")
     ap.add_argument("--no-fingerprints", action="store_true")
+    ap.add_argument("--probe", action="store_true", help="only the scaling probe: what two processes get done")
     ap.add_argument("--fingerprint-docs", type=int, default=5000)
     ap.add_argument("--repeat", type=int, default=1, help="runs per method and size (the median counts)")
     ap.add_argument("--child", nargs=3, metavar=("METHOD", "N", "OUT"), help=argparse.SUPPRESS)
@@ -196,6 +274,9 @@ def main() -> None:
     if args.child:
         method, n, out = args.child
         print(json.dumps(child(method, int(n), Path(out))))
+        return
+    if args.probe:
+        scaling_probe()
         return
     if not args.no_fingerprints:
         fingerprint_throughput(args.fingerprint_docs)

@@ -2,7 +2,8 @@
 by tasks none of which holds all fingerprints.
 
 Every arrow below is a shuffle into P partitions by a hash of the key it names; every stage is a set of
-independent tasks over pieces of the previous one (`Engine` runs them: in this process, or on Ray).
+independent tasks over pieces of the previous one. An engine runs them: `SerialEngine` (one after another,
+in this process), `ThreadEngine` (on a pool of threads) or `RayEngine` (`steel_data.ray_executor`).
 
   A  per shard      the shard's (order, fingerprint) -> its distinct values, each with the first order
                     and the count of its documents; later documents of a value are dropped   --value-->
@@ -20,6 +21,12 @@ independent tasks over pieces of the previous one (`Engine` runs them: in this p
 
 Survivors: a node is a value's first input order, so the smallest node of a component is the first
 document, in input order, of all documents of all its values: Data-Juicer's rule, as in the reference.
+
+Speed: the sorts are radix sorts over 16-bit digits (`radix_order`: of the packed block-key bits in C,
+of node ids in D and E), about 3x faster than numpy's argsort of 64-bit keys; star rounds group edges by
+source only. On two cores, two tasks of sorts, gathers and popcounts each run at nearly full speed side by
+side; only streaming passes over arrays far larger than the caches share the memory bandwidth
+(`bench/dedup.py --probe`).
 
 Skew: documents with equal fingerprints (100,000 empty Chinese documents all hashing to 0) collapse to
 one row per shard in A and to one value in B, so no task sees them one by one after their shard. A
@@ -97,8 +104,8 @@ def _first_per_group(keys: np.ndarray) -> np.ndarray:
 def radix_order(keys: np.ndarray, bits: int) -> np.ndarray:
     """A stable argsort of unsigned integer keys below `2**bits`: least significant digit first, each digit
     of at most 16 bits ordered by numpy's stable sort, which is a counting (radix) sort for 16-bit integers.
-    Measured 3x faster than `np.argsort` of 22-bit keys and 4.5x on arrays of 250,000 rows (about the L2
-    cache), where each pass's gathers stay in cache."""
+    Measured on 22-bit keys: 1,000,000 in 22 ms against `np.argsort`'s 74 ms; 250,000 in 3.2 ms against
+    15 ms (each pass's gathers stay in cache)."""
     n = len(keys)
     if n < 2 or bits <= 0:
         return np.arange(n)
@@ -257,35 +264,39 @@ def compact_key(values: np.ndarray, mask: int) -> tuple[np.ndarray, int]:
     return keys, pos
 
 
-def group_pairs(values: np.ndarray, mask: int, hamming_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Index pairs (a, b) of `values` with equal `values & mask` and at most `hamming_distance` differing
-    bits, and each pair's `values[a] ^ values[b]`: order by key (a radix sort of the packed key bits),
-    compare each value with its k-th right neighbour while the key still matches (as the reference
-    `near_duplicate_pairs` does for one table). One xor tells both: equal keys, and the distance."""
+def group_pairs(values: np.ndarray, mask: int, hamming_distance: int,
+                earlier: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (a, b) of `values` with equal `values & mask`, at most `hamming_distance` differing bits,
+    and unequal keys under each of the `earlier` masks (so that a pair is counted by the first table whose
+    key it agrees on, and only there). Order by key (a radix sort of the packed key bits), compare each
+    value with its k-th right neighbour while the key still matches (as the reference
+    `near_duplicate_pairs` does for one table): one xor tells all three."""
     n = len(values)
     keys, bits = compact_key(values, mask)
     order = radix_order(keys, bits)
     del keys
     vs = values[order]
     m = np.uint64(mask)
-    out_a, out_b, out_x = [], [], []
+    earlier_masks = [np.uint64(e) for e in earlier]
+    out_a, out_b = [], []
     x = vs[1:] ^ vs[:-1]
     active = np.flatnonzero((x & m) == 0)  # positions whose k-th right neighbour shares the key
     x = x[active]
     k = 1
     while active.size:
-        close = popcount(x) <= hamming_distance
-        out_a.append(active[close])
-        out_b.append(active[close] + k)
-        out_x.append(x[close])
+        found = popcount(x) <= hamming_distance
+        for e in earlier_masks:
+            found &= (x & e) != 0
+        out_a.append(active[found])
+        out_b.append(active[found] + k)
         k += 1
         active = active[active + k < n]
         x = vs[active] ^ vs[active + k]
         same = (x & m) == 0
         active, x = active[same], x[same]
     if not out_a:
-        return _EMPTY_I64, _EMPTY_I64, _EMPTY_U64
-    return order[np.concatenate(out_a)], order[np.concatenate(out_b)], np.concatenate(out_x)
+        return _EMPTY_I64, _EMPTY_I64
+    return order[np.concatenate(out_a)], order[np.concatenate(out_b)]
 
 
 def _table_rows(piece: tuple, column: int, t: int) -> np.ndarray:
@@ -299,7 +310,6 @@ def candidate_pairs(parts: int, masks: Sequence[int], hamming_distance: int, col
     components), the pairs counted here as `(value_lo, value_hi)` when `collect` (else empty), and an
     info dict."""
     t0 = time.thread_time()
-    mask_arr = np.array([np.uint64(m) for m in masks], dtype=np.uint64)
     edge_a, edge_b, lo_vals, hi_vals = [], [], [], []
     counted = 0
     rows = sum(len(pc[1]) * (len(masks) if pc[0] is None else 1) for pc in pieces)
@@ -308,14 +318,8 @@ def candidate_pairs(parts: int, masks: Sequence[int], hamming_distance: int, col
         if len(v) < 2:
             continue
         nd = np.concatenate([_table_rows(pc, 2, t) for pc in pieces])
-        a, b, diff = group_pairs(v, int(masks[t]), hamming_distance)
-        if not len(a):
-            continue
         # a pair belongs to the first table whose key it agrees on: it is counted there only
-        mine = np.ones(len(a), dtype=bool)
-        for earlier in mask_arr[:t]:
-            mine &= (diff & earlier) != 0
-        a, b = a[mine], b[mine]
+        a, b = group_pairs(v, int(masks[t]), hamming_distance, masks[:t])
         counted += len(a)
         if collect:
             lo_vals.append(np.minimum(v[a], v[b]))
@@ -338,8 +342,9 @@ def _star_edges(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return _EMPTY_I64, _EMPTY_I64
     ends = np.concatenate([a, b])
     order = sorted_order(ends)
-    first = _first_per_group(ends[order])
-    ids = ends[order][first]  # the distinct nodes, ascending
+    ends_sorted = ends[order]
+    first = _first_per_group(ends_sorted)
+    ids = ends_sorted[first]  # the distinct nodes, ascending
     inverse = np.empty(len(ends), np.int64)
     inverse[order] = np.cumsum(first) - 1
     labels = _components(len(ids), inverse[:len(a)], inverse[len(a):])  # the smallest member = smallest node
@@ -361,9 +366,10 @@ def star_round(kind: str, parts: int, *pieces: tuple) -> tuple:
     whose `converged` says the *input* already was a forest of stars around each component's smallest
     node (no node has two smaller neighbours, none has both a smaller and a larger one).
 
-    Edges are a multiset: a repeated edge gives repeated output edges and changes nothing else (every
-    test below is on a node's smallest and largest neighbours), so rows are grouped by source only and
-    never sorted by destination. A round emits at most one edge per edge it receives."""
+    Edges are a multiset: a repeated edge gives repeated output edges and changes nothing else (a node's
+    smallest neighbour, and whether any neighbour differs from it, are all a round looks at), so rows are
+    grouped by source only, never sorted by destination. A round emits at most one edge per edge it
+    receives."""
     t0 = time.thread_time()
     src, dst = _concat(pieces, 2, (np.int64, np.int64))
     rows = len(src)
@@ -375,17 +381,15 @@ def star_round(kind: str, parts: int, *pieces: tuple) -> tuple:
     src, dst = src[order], dst[order]
     first = _first_per_group(src)
     starts = np.flatnonzero(first)
-    group = np.cumsum(first) - 1
+    sizes = np.diff(np.append(starts, rows))
     nodes = src[starts]
-    smaller = dst < src
     least = np.minimum.reduceat(dst, starts)  # each node's smallest neighbour
-    largest = np.maximum.reduceat(dst, starts)
-    largest_smaller = np.maximum.reduceat(np.where(smaller, dst, np.iinfo(np.int64).min), starts)
     has_smaller = least < nodes
-    # two distinct smaller neighbours, or a smaller and a larger one
-    converged = not (has_smaller & ((largest_smaller != least) | (largest > nodes))).any()
     m_node = np.minimum(nodes, least)  # the smallest of each node's closed neighbourhood
-    m = m_node[group]
+    m = np.repeat(m_node, sizes)
+    # a node with a smaller neighbour and any other neighbour (a second smaller one, or a larger one)
+    converged = not (np.repeat(has_smaller, sizes) & (dst != m)).any()
+    smaller = dst < src
     if kind == "large":
         # every larger neighbour v of u is linked to m(u)
         sel = dst > src
@@ -419,18 +423,21 @@ def resolve_roots(parts: int, top: int, n_node_pieces: int, *pieces: tuple) -> t
     t0 = time.thread_time()
     nodes, counts, values = _concat(pieces[:n_node_pieces], 3, (np.int64, np.int64, np.uint64))
     src, dst = _concat(pieces[n_node_pieces:], 2, (np.int64, np.int64))
-    smaller = dst < src
-    child, parent = src[smaller], dst[smaller]  # in a star forest a node has at most one smaller neighbour
-    in_edges = np.isin(nodes, src)
-    # the root of a node: its smaller neighbour if it has one, else itself
-    sort = np.argsort(child)
-    child, parent = child[sort], parent[sort]
-    pos = np.searchsorted(child, nodes)
-    pos_ok = pos < len(child)
-    has_parent = np.zeros(len(nodes), bool)
-    has_parent[pos_ok] = child[pos[pos_ok]] == nodes[pos_ok]
+    # sort nodes and edges together by node (stably: a node's own row first, then its edges)
+    ids = np.concatenate([nodes, src])
+    order = sorted_order(ids)
+    starts = np.flatnonzero(_first_per_group(ids[order]))
+    node = order[starts]  # the node of each group
+    if len(starts) != len(nodes) or (node >= len(nodes)).any():
+        raise RuntimeError("an edge at a node of another partition")  # both are routed by partition_of
+    in_edges = np.zeros(len(nodes), bool)
+    in_edges[node] = np.diff(np.append(starts, len(ids))) > 1
+    # the root of a node: its smaller neighbour if it has one (a star forest: at most one), else itself
+    other_end = np.concatenate([nodes, dst])[order]  # a node's own row counts as the node itself
     root = nodes.copy()
-    root[has_parent] = parent[pos[has_parent]]
+    if len(starts):
+        root[node] = np.minimum.reduceat(other_end, starts)
+    has_parent = root != nodes
     dropped = nodes[has_parent]
     alone = ~in_edges & (counts > 1)
     single_sizes, single_values = counts[alone], values[alone]

@@ -75,6 +75,8 @@ def test_compact_key_packs_the_masked_bits(seed, mask):
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300), bases=st.integers(1, 40), flips=st.integers(0, 6),
        blocks=st.sampled_from([(6, 4), (6, 3), (4, 2), (8, 3)]))
 def test_one_table_finds_every_close_pair_with_its_key(seed, n, bases, flips, blocks):
+    """Each table finds the close pairs that agree on its key and on no earlier table's; all tables
+    together find every close pair once."""
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 2**63, bases, dtype=np.int64).astype(np.uint64) << np.uint64(1)
     values = base[rng.integers(0, bases, n)] if n else np.empty(0, np.uint64)
@@ -83,15 +85,19 @@ def test_one_table_finds_every_close_pair_with_its_key(seed, n, bases, flips, bl
         values = values ^ np.where(rng.random(n) < 0.5, np.uint64(1) << bit, np.uint64(0))
     values = rng.permutation(np.unique(values))
     num_blocks, distance = blocks
-    for mask in block_masks(num_blocks, distance):
-        a, b, diff = group_pairs(values, int(mask), distance)
+    masks = [int(m) for m in block_masks(num_blocks, distance)]
+    counted = set()
+    for t, mask in enumerate(masks):
+        a, b = group_pairs(values, mask, distance, masks[:t])
         got = {(min(i, j), max(i, j)) for i, j in zip(a.tolist(), b.tolist())}
         assert len(got) == len(a)  # each pair once
-        want = {(i, j) for i, j in combinations(range(len(values)), 2)
-                if (int(values[i]) ^ int(values[j])) & int(mask) == 0
-                and bin(int(values[i]) ^ int(values[j])).count("1") <= distance}
+        diff = {(i, j): int(values[i]) ^ int(values[j]) for i, j in combinations(range(len(values)), 2)}
+        want = {p for p, x in diff.items() if x & mask == 0 and bin(x).count("1") <= distance
+                and all(x & e for e in masks[:t])}
         assert got == want
-        assert np.array_equal(diff, values[a] ^ values[b])
+        assert not counted & got  # no pair counted by two tables
+        counted |= got
+    assert counted == {p for p, x in diff.items() if bin(x).count("1") <= distance}  # every close pair once
 
 
 def _bfs_least(n: int, edges: list[tuple[int, int]]) -> list[int]:
