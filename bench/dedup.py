@@ -22,7 +22,8 @@ find_all's (or, without simhash-pybind, the reference's). The distributed rows r
 components, survivors), not pairs alone. "CPU s" is the CPU time the method's own code spent (for Ray: its
 tasks plus the driver); "machine CPU s" is every process's CPU time on the machine over the run (/proc/stat:
 Ray's raylet, object store and worker threads included; meaningful only on an otherwise idle machine).
-`--repeat N` runs each method N times, each in a fresh process, and keeps the median wall time's run.
+`--repeat N` runs every method N times, each in a fresh process, one round of all methods after another,
+and reports the run with the median wall time.
 """
 
 from __future__ import annotations
@@ -268,7 +269,8 @@ def main() -> None:
     ap.add_argument("--no-fingerprints", action="store_true")
     ap.add_argument("--probe", action="store_true", help="only the scaling probe: what two processes get done")
     ap.add_argument("--fingerprint-docs", type=int, default=5000)
-    ap.add_argument("--repeat", type=int, default=1, help="runs per method and size (the median counts)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs per method and size, interleaved across the methods (the median counts)")
     ap.add_argument("--child", nargs=3, metavar=("METHOD", "N", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -293,28 +295,35 @@ def main() -> None:
           "| notes |")
     print("|---:|---|---:|---:|---:|---:|---:|---|---:|---|")
     for n in args.sizes:
-        truth = None
-        for method in methods:
-            out = tmp / f"{method.replace(' ', '_').replace('=', '')}-{n}.npy"
-            runs = []
-            for _ in range(args.repeat):
+        # the repeats interleave the methods (one run of each, then again), so that a slow spell of a shared
+        # or virtual machine falls on all of them alike
+        truth, runs, failed = None, {m: [] for m in methods}, {}
+        for _ in range(args.repeat):
+            for method in methods:
+                if method in failed:
+                    continue
+                out = tmp / f"{method.replace(' ', '_').replace('=', '')}-{n}.npy"
                 proc = subprocess.run([sys.executable, __file__, "--child", method, str(n), str(out)], cwd=REPO,
                                       capture_output=True, text=True)
                 if proc.returncode:
-                    break
-                runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                    failed[method] = proc.stderr.strip().splitlines()[-1][:80]
+                    continue
+                run = json.loads(proc.stdout.strip().splitlines()[-1])
                 codes = np.load(out)
                 if truth is None:
                     truth = codes
-                runs[-1]["same"] = bool(np.array_equal(codes, truth))
-            if not runs or proc.returncode:
-                print(f"| {n:,} | {method} | failed: {proc.stderr.strip().splitlines()[-1][:80]} |||||||")
+                run["same"] = bool(np.array_equal(codes, truth))
+                runs[method].append(run)
+        for method in methods:
+            if method in failed:
+                print(f"| {n:,} | {method} | failed: {failed[method]} |||||||")
                 continue
-            r = sorted(runs, key=lambda run: run["seconds"])[(len(runs) - 1) // 2]  # the median (lower)
-            same = "yes" if all(run["same"] for run in runs) else "NO"
+            ordered = sorted(runs[method], key=lambda run: run["seconds"])
+            r = ordered[(len(ordered) - 1) // 2]  # the median (the lower one of an even count)
+            same = "yes" if all(run["same"] for run in ordered) else "NO"
             notes = ", ".join(f"{k} {v}" for k, v in r.items() if k in ("rounds", "startup_s"))
-            if len(runs) > 1:
-                notes += f", wall of {len(runs)} runs: " + " ".join(f"{run['seconds']:.2f}" for run in runs)
+            if len(ordered) > 1:
+                notes += f", wall of {len(ordered)} runs: " + " ".join(f"{run['seconds']:.2f}" for run in runs[method])
             if method.startswith("ray"):
                 notes += f", peak task RSS {r['task_rss_mb']} MB"
             if "max_task_rows" in r:
