@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote, urlencode
@@ -60,6 +58,9 @@ class SteelClient:
             headers["Content-Type"] = "application/json"
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        import urllib.error  # here, not at the top: every `steel` command imports this module for its verbs
+        import urllib.request
+
         req = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             resp = urllib.request.urlopen(req, timeout=timeout or self.timeout)
