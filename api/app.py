@@ -151,6 +151,8 @@ def create_app(settings: Settings | None = None, start_runner: bool = True) -> F
             errors.append(e)
         return JSONResponse({"detail": errors}, status_code=422)
 
+    if settings.fast_samples:  # inside BodyLimit: a request with a body never reaches the fast path anyway
+        app.add_middleware(datasets.SamplesFastPath, ctx=ctx)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _document_auth(app, settings)
     return app

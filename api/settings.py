@@ -33,6 +33,8 @@ class Settings(BaseModel):
     max_interruptions: int = Field(3, ge=0, description="STEEL_MAX_INTERRUPTIONS: a job interrupted by more "
                                    "server crashes than this fails instead of resuming")
     max_samples_bytes: int = Field(64 << 20, description="STEEL_MAX_SAMPLES_BYTES: cap on one samples response")
+    fast_samples: bool = Field(True, description="STEEL_FAST_SAMPLES=0: serve every samples request through "
+                               "the FastAPI route (the reference) instead of the fast path for plain requests")
     runner_poll_s: float = Field(0.25, gt=0, description="STEEL_RUNNER_POLL_S: job runner's poll interval")
 
     @classmethod
@@ -59,6 +61,7 @@ class Settings(BaseModel):
             "auth_reads": flag("AUTH_READS", False),
             "ray_address": get("RAY_ADDRESS"),
             "resume_on_restart": flag("RESUME_ON_RESTART", True),
+            "fast_samples": flag("FAST_SAMPLES", True),
         }
         for name, field in (("MAX_BODY_BYTES", "max_body_bytes"), ("MAX_RUNNING_JOBS", "max_running_jobs"),
                             ("JOB_WORKERS", "job_workers"), ("MAX_JOB_WORKERS", "max_job_workers"),

@@ -83,6 +83,8 @@ def test_stream_client_over_http_equals_local(server, ds_path):
     local = np.stack(list(TokenStream(ds_path, seed=3, rank=1, world_size=3, chunk=16, stop=400)))
     np.testing.assert_array_equal(remote, local)
     np.testing.assert_array_equal(src.samples(3, 0, 0, 10), samples(ds_path, 3, 0, 0, 10))
+    whole = np.stack(list(TokenStream(src, seed=3, stop=5000)))  # 512-sample requests, across epochs
+    np.testing.assert_array_equal(whole, np.stack(list(TokenStream(ds_path, seed=3, stop=5000))))
     small = HttpSource(server.url, "tiny", max_request_bytes=32 * 4 * 7)  # split into requests of 7 samples
     np.testing.assert_array_equal(small.fetch(3, 0, 5, 30, stride=2), samples(ds_path, 3, 0, 5, 60)[::2])
     with pytest.raises(StreamError, match="404"):
@@ -154,5 +156,59 @@ def test_retries_with_backoff_and_checksum(server, ds_path):
         with pytest.raises(StreamError, match="after 3 attempts"):
             HttpSource(f"http://127.0.0.1:{proxy.server_address[1]}", "tiny", backoff=0.01,
                        retries=2).fetch(1, 0, 0, 8)
+    finally:
+        proxy.shutdown()
+
+
+class _KeepAliveFaults(http.server.BaseHTTPRequestHandler):
+    """An HTTP/1.1 keep-alive proxy to the real server whose first samples answers break off inside the body:
+    "cut" closes the connection halfway, "stall" stops sending halfway for `stall_s` seconds."""
+
+    protocol_version = "HTTP/1.1"
+    upstream = ""
+    faults: list = []
+    stall_s = 1.5
+
+    def do_GET(self):
+        r = httpx.get(self.upstream + self.path)
+        fault = self.faults.pop(0) if "/samples" in self.path and self.faults else None
+        self.send_response(r.status_code)
+        for key in ("content-type", "x-steel-xxh3", "x-steel-shape", "x-steel-dtype"):
+            if key in r.headers:
+                self.send_header(key, r.headers[key])
+        self.send_header("Content-Length", str(len(r.content)))
+        self.end_headers()
+        if fault is None:
+            self.wfile.write(r.content)
+            return
+        self.wfile.write(r.content[: len(r.content) // 2])
+        self.wfile.flush()
+        if fault == "stall":
+            import time
+
+            time.sleep(self.stall_s)
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_body_broken_off_on_a_kept_alive_connection_is_fetched_again(server, ds_path):
+    """The client reads a 200 body straight from its socket (one blocking recv with the kernel's timeout): a
+    connection closed halfway and one that stalls past the timeout both end in a retry, not a hang or short
+    data."""
+    import socket
+
+    _KeepAliveFaults.upstream, _KeepAliveFaults.faults = server.url, ["cut", "stall"]
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KeepAliveFaults)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        src = HttpSource(f"http://127.0.0.1:{proxy.server_address[1]}", "tiny", timeout=0.5, backoff=0.01)
+        np.testing.assert_array_equal(src.fetch(2, 0, 10, 200), samples(ds_path, 2, 0, 10, 200))
+        assert src.retried == 2  # the cut answer, the stalled one
+        sock = src._local.conn.sock  # the kept-alive connection blocks; the kernel keeps its timeout
+        assert sock.gettimeout() is None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16) != bytes(16)
+        np.testing.assert_array_equal(src.fetch(2, 1, 0, 50), samples(ds_path, 2, 1, 0, 50))
+        assert src.retried == 2
     finally:
         proxy.shutdown()
