@@ -159,8 +159,8 @@ def child(method: str, n: int, out: Path) -> dict:
 # -- does work scale from one process to two on this machine? -------------------------------------------------
 def _probe_data() -> dict:
     rng = np.random.default_rng(0)
-    big = rng.integers(0, 2**63, 2_000_000, dtype=np.int64).astype(np.uint64)  # 16 MB
-    return {"big": big, "small": [big[i:i + 131_072].copy() for i in range(0, len(big), 131_072)],  # 1 MiB each
+    big = rng.integers(0, 2**63, 1 << 21, dtype=np.int64).astype(np.uint64)  # 16 MiB
+    return {"big": big, "small": [big[i:i + (1 << 17)].copy() for i in range(0, len(big), 1 << 17)],  # 1 MiB each
             "perm": rng.permutation(len(big)), "out": np.empty_like(big)}
 
 
@@ -169,7 +169,7 @@ def _probe_job(name: str, d: dict) -> None:
         s = 0
         for i in range(3_000_000):
             s += i * i % 7
-    elif name == "np.sort 2M uint64 (16 MB)":
+    elif name == "np.sort 2M uint64 (16 MiB)":
         for _ in range(3):
             np.sort(d["big"])
     elif name == "np.sort 16 x 128K uint64 (1 MiB each)":
@@ -182,21 +182,21 @@ def _probe_job(name: str, d: dict) -> None:
         for _ in range(6):
             for a in d["small"]:
                 radix_order(a >> np.uint64(42), 22)
-    elif name == "random gather from 16 MB":
+    elif name == "random gather from 16 MiB":
         for _ in range(10):
             np.take(d["big"], d["perm"], out=d["out"])
-    elif name == "streaming xor/shift over 16 MB":
+    elif name == "streaming xor/shift over 16 MiB":
         for _ in range(100):
             np.right_shift(d["big"], np.uint64(3), out=d["out"])
             np.bitwise_xor(d["out"], d["big"], out=d["out"])
-    elif name == "fresh 64 MB arrays filled (page faults)":
+    elif name == "fresh 64 MiB arrays filled (page faults)":
         for _ in range(15):
-            np.empty(8_000_000, np.uint64).fill(1)
+            np.empty(1 << 23, np.uint64).fill(1)
 
 
-PROBE_JOBS = ["pure Python loop", "np.sort 2M uint64 (16 MB)", "np.sort 16 x 128K uint64 (1 MiB each)",
-              "radix_order 16 x 128K keys (22 bits)", "random gather from 16 MB", "streaming xor/shift over 16 MB",
-              "fresh 64 MB arrays filled (page faults)"]
+PROBE_JOBS = ["pure Python loop", "np.sort 2M uint64 (16 MiB)", "np.sort 16 x 128K uint64 (1 MiB each)",
+              "radix_order 16 x 128K keys (22 bits)", "random gather from 16 MiB", "streaming xor/shift over 16 MiB",
+              "fresh 64 MiB arrays filled (page faults)"]
 
 
 def _probe_worker(name: str, start, times) -> None:
