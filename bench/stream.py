@@ -1,7 +1,7 @@
 """Token-stream throughput: HTTP clients over loopback against reading the same shards in-process.
 
     .venv/bin/python bench/stream.py [--tokens 80e6] [--samples 32768] [--chunk 512] [--server-workers 2]
-                                     [--threads 2] [--dataset DIR] [--json FILE]
+                                     [--threads 2] [--dataset DIR] [--request-cost 2000] [--json FILE]
 
 1. A synthetic shard set (random ids, Qwen's vocabulary size, seq_len 2048, 4 shards; written with
    steel_data.shards) unless --dataset names a real one.
@@ -9,7 +9,9 @@
 3. `steel serve` (uvicorn) on 127.0.0.1 serves the folder; 1 client process reads the same samples as rank 0
    of 1, then 8 client processes read them as ranks 0..7 of 8 (together the same global samples).
    Every client checks each response's checksum (xxh3-64); client 1's samples are compared with the local read.
-4. The server's CPU seconds (user + system, from /proc) per million tokens served.
+4. The server's CPU seconds (user + system, from /proc) per million tokens served, and what one request costs
+   apart from its bytes: --request-cost sequential 1-sample requests over one connection, server and client CPU
+   per request. (STEEL_FAST_SAMPLES=0 in the environment makes the server answer through its FastAPI route only.)
 
 Each configuration runs --repeat times; the table shows the median run. Loopback only; every run is bounded by
 --samples.
@@ -144,6 +146,22 @@ def clients(url: str, world: int, samples: int, chunk: int, prefetch: int, threa
             "client_cpu_s_per_Mtok": sum(r[6] for r in results) / (tokens / 1e6)}
 
 
+def request_cost(url: str, server_pid: int, n: int) -> dict:
+    """CPU milliseconds per request of the server and of this client, for n sequential 1-sample requests."""
+    from steel_data.stream import HttpSource
+
+    src = HttpSource(url, "bench")
+    for i in range(50):  # warm: connection, index blocks
+        src.fetch(1, 0, i, 1)
+    s0, c0 = cpu_seconds(server_pid), os.times()
+    for i in range(n):
+        src.fetch(1, 0, (i * 7919) % src.epoch_length, 1)
+    s1, c1 = cpu_seconds(server_pid), os.times()
+    src.close()
+    return {"requests": n, "server_cpu_ms": (s1 - s0) / n * 1e3,
+            "client_cpu_ms": (c1.user + c1.system - c0.user - c0.system) / n * 1e3}
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) of a process and its descendants (the server's worker processes)."""
     total = 0.0
@@ -200,6 +218,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="fetch threads per client")
     ap.add_argument("--server-workers", type=int, default=2, help="`steel serve --workers`")
     ap.add_argument("--repeat", type=int, default=3, help="runs per configuration; the median is shown")
+    ap.add_argument("--request-cost", type=int, default=2000, metavar="N",
+                    help="sequential 1-sample requests timed for the per-request CPU (0: skip)")
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args(argv)
 
@@ -234,6 +254,7 @@ def main(argv=None) -> int:
                 res["server_cpu_s_per_Mtok"] = (cpu_seconds(server.pid) - cpu0) / (res["tokens"] / 1e6)
                 runs.append(res)
             rows[f"{world} client{'s' if world > 1 else ''} (HTTP)"] = median_of(runs)
+        cost = request_cost(url, server.pid, args.request_cost) if args.request_cost else None
         base = rows["local (in-process)"]["tokens_per_s"]
         one = rows["1 client (HTTP)"]["tokens_per_s"]
         print(f"\nmedian of {args.repeat} runs; "
@@ -248,12 +269,16 @@ def main(argv=None) -> int:
             print(f"{name:24s} {r['tokens_per_s'] / 1e6:11.1f} {r['tokens_per_s'] * item / 1e6:8.0f} "
                   f"{r['tokens_per_s'] / base:9.0%} {'' if cpu is None else f'{cpu:18.4f}'} "
                   f"{'' if ccpu is None else f'{ccpu:18.4f}'}")
+        if cost:
+            print(f"\none request apart from its bytes ({args.request_cost} sequential 1-sample requests): "
+                  f"server {cost['server_cpu_ms']:.3f} ms, client {cost['client_cpu_ms']:.3f} ms of CPU")
         eight = rows["8 clients (HTTP)"]["tokens_per_s"]
         print(f"\n1 client / local = {one / base:.2f} (target >= 0.5); 8 clients / 1 client = {eight / one:.2f} "
               f"(target >= 2)")
         figures = {"samples": samples, "window": local.window, "chunk": args.chunk, "cores": os.cpu_count(),
                    "server_workers": args.server_workers, "threads": args.threads, "prefetch": args.prefetch,
-                   "rows": {k: {kk: vv for kk, vv in v.items() if kk != "digest"} for k, v in rows.items()}}
+                   "rows": {k: {kk: vv for kk, vv in v.items() if kk != "digest"} for k, v in rows.items()},
+                   "request_cost": cost}
         if args.json:
             Path(args.json).write_text(json.dumps(figures, indent=2))
     finally:
