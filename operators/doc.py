@@ -11,12 +11,14 @@ import numpy as np
 
 from operators.charsets import single_char_specials
 
-_WORD_SEPARATORS = str.maketrans({"\n": " ", "\t": " "})
+WORD_SEPARATORS = (" ", "\n", "\t")
+"""What separates words when there is no tokenizer (Data-Juicer's split): nothing else, not even other spaces."""
+_TO_SPACE = str.maketrans({c: " " for c in WORD_SEPARATORS if c != " "})
 
 
 def split_words(text: str) -> list[str]:
-    """Data-Juicer's word split without a tokenizer: ASCII space, `\\n` and `\\t` only; empties dropped."""
-    return [w for w in text.translate(_WORD_SEPARATORS).split(" ") if w]
+    """Data-Juicer's word split without a tokenizer: on `WORD_SEPARATORS` only; empties dropped."""
+    return [w for w in text.translate(_TO_SPACE).split(" ") if w]
 
 
 def strip_chars(word: str, chars: frozenset[str]) -> str:

@@ -200,22 +200,19 @@ class TiktokenTokenizer(Tokenizer):
         return self.encode_batch([text])[0]
 
     def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
-        nfc = unicodedata.normalize
         core = self._core
         if core is not None:
             buf, u32 = np.frombuffer, np.uint32
-            return [buf(core(nfc("NFC", t), _NONE), dtype=u32) for t in texts]
+            return [buf(core(_nfc(t), _NONE), dtype=u32) for t in texts]
         enc = self._encoding.encode_to_numpy
-        return [enc(nfc("NFC", t), allowed_special=_NONE, disallowed_special=()) for t in texts]
+        return [enc(_nfc(t), allowed_special=_NONE, disallowed_special=()) for t in texts]
 
     def encode_packed(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         core = self._core
         if core is None:
             return super().encode_packed(texts)
-        nfc = unicodedata.normalize
-        # ASCII text is NFC already (and `isascii` is a flag lookup); the encoder's buffers are joined with the
-        # end token between them in one copy, with no array made per document.
-        buffers = [core(t if t.isascii() else nfc("NFC", t), _NONE) for t in texts]
+        # the encoder's buffers are joined with the end token between them in one copy, no array per document
+        buffers = [core(_nfc(t), _NONE) for t in texts]
         nbytes = np.fromiter((memoryview(b).nbytes for b in buffers), dtype=np.int64, count=len(buffers))
         eod = self._eod_bytes
         joined = eod.join(buffers) + eod if buffers else b""
@@ -230,6 +227,11 @@ class TiktokenTokenizer(Tokenizer):
 
 
 _NONE: frozenset = frozenset()
+
+
+def _nfc(text: str) -> str:
+    """NFC, as Qwen's tokenizer.json normalizes; ASCII text is NFC already (`isascii` is a flag lookup)."""
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 class HFTokenizer(Tokenizer):

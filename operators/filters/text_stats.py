@@ -13,7 +13,7 @@ from pydantic import PositiveInt, model_validator
 
 from operators.base import Filter, FilterParams
 from operators.charsets import single_char_specials
-from operators.doc import Doc
+from operators.doc import WORD_SEPARATORS, Doc
 from operators.registry import register
 
 _MAX = sys.maxsize
@@ -181,6 +181,18 @@ class CharRepetitionParams(FilterParams):
 _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 
 
+def _ngram_hashes(codepoints: np.ndarray, n: int) -> np.ndarray:
+    """The polynomial hash (mod 2^64) of every overlapping n-gram of `codepoints`, in order."""
+    wide = codepoints.astype(np.uint64)
+    m = len(codepoints) - n + 1
+    h = wide[:m].copy()
+    with np.errstate(over="ignore"):
+        for j in range(1, n):
+            h *= _HASH_MULTIPLIER
+            h += wide[j : j + m]
+    return h
+
+
 def char_ngram_counts(codepoints: np.ndarray, n: int) -> np.ndarray:
     """Counts of each distinct overlapping n-gram of code points, exactly.
 
@@ -188,12 +200,7 @@ def char_ngram_counts(codepoints: np.ndarray, n: int) -> np.ndarray:
     equal hashes is checked to be the same n-gram; a collision (never seen in practice) falls back to
     comparing the n-grams as bytes. Counts come back in no particular order.
     """
-    m = len(codepoints) - n + 1
-    wide = codepoints.astype(np.uint64)
-    h = np.zeros(m, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(n):
-            h = h * _HASH_MULTIPLIER + wide[j : j + m]
+    h = _ngram_hashes(codepoints, n)
     order = np.argsort(h)
     sorted_h = h[order]
     same = sorted_h[1:] == sorted_h[:-1]
@@ -215,7 +222,6 @@ def char_ngram_counts_bytes(codepoints: np.ndarray, n: int) -> np.ndarray:
 
 
 _ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
-_SEPARATOR_ONE = np.array([ord(" ")], dtype=np.uint32)
 
 
 def char_repetition_ratios(codepoint_arrays: list[np.ndarray], n: int) -> np.ndarray | None:
@@ -234,13 +240,8 @@ def char_repetition_ratios(codepoint_arrays: list[np.ndarray], n: int) -> np.nda
     if not windows.any():
         return ratios
     text = np.concatenate(codepoint_arrays)
-    wide = text.astype(np.uint64)
-    m = len(text) - n + 1
-    hashes = wide[:m].copy()
+    hashes = _ngram_hashes(text, n)  # n-grams across documents too; only those inside one are looked up
     with np.errstate(over="ignore"):
-        for j in range(1, n):
-            hashes *= _HASH_MULTIPLIER
-            hashes += wide[j : j + m]
         hashes *= _HASH_MULTIPLIER  # carries the last code points' low bits up into the kept high bits
     starts = np.cumsum(lengths) - lengths
     pos_bits = int(windows.max()).bit_length() + 1  # a position never has all its bits set: no key is ~0
@@ -388,7 +389,7 @@ class WordsNumFilter(_SentencePieceWords, Filter):
         return count_refined_words([d.codepoints for d in docs]).tolist()
 
 
-_WORD_SEPARATOR_CODES = (ord(" "), ord("\n"), ord("\t"))
+_WORD_SEPARATOR_CODES = np.array([ord(c) for c in WORD_SEPARATORS], dtype=np.uint32)
 
 
 def count_refined_words(codepoint_arrays: list[np.ndarray]) -> np.ndarray:
@@ -397,8 +398,11 @@ def count_refined_words(codepoint_arrays: list[np.ndarray]) -> np.ndarray:
     characters is not special, so only the runs holding such a character are counted."""
     docs = len(codepoint_arrays)
     # a separator after every document keeps words from running across documents
-    text = np.concatenate([part for cps in codepoint_arrays for part in (cps, _SEPARATOR_ONE)])
-    separator = (text == _WORD_SEPARATOR_CODES[0]) | (text == _WORD_SEPARATOR_CODES[1]) | (text == _WORD_SEPARATOR_CODES[2])
+    gap = _WORD_SEPARATOR_CODES[:1]
+    text = np.concatenate([part for cps in codepoint_arrays for part in (cps, gap)])
+    separator = np.zeros(len(text), dtype=bool)
+    for code in _WORD_SEPARATOR_CODES:
+        separator |= text == code
     is_start = ~separator & np.concatenate(([True], separator[:-1]))
     starts = np.flatnonzero(is_start)
     content = ~separator & ~_codepoint_table("special")[text]

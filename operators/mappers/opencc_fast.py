@@ -94,17 +94,17 @@ class OpenCCShortcut:
         if len(multi) > MAX_PHRASE_KEYS:
             raise ShortcutUnavailable(f"{mode}: {len(multi)} phrase keys; the shortcut would not pay")
         self._table = table
-        # First characters of the multi-character keys, plus NUL and surrogates (OpenCC truncates at a
-        # NUL and raises on a surrogate: let it do so itself), as a code-point lookup table.
+        # First characters of the multi-character keys, with the keys that start with them.
         self._starts: dict[str, list[str]] = {}
         for key in multi:
             self._starts.setdefault(key[0], []).append(key)
-        # Per code point: PHRASE_START (or NUL / surrogate: OpenCC's own business), CHANGES (a single-character
-        # key whose value differs). A text with neither flag is returned as it is, without a translate.
+        # Per code point: PHRASE_START, OPENCC_ONLY (NUL: OpenCC truncates there; a surrogate: it raises; let it
+        # do so itself), CHANGES (a single-character key whose value differs). A text with none of them is
+        # returned as it is, without a translate.
         flags = np.zeros(0x110000, dtype=np.uint8)
         flags[[ord(c) for c in self._starts]] |= _PHRASE_START
-        flags[0] |= _PHRASE_START | _OPENCC_ONLY
-        flags[0xD800:0xE000] |= _PHRASE_START | _OPENCC_ONLY
+        flags[0] |= _OPENCC_ONLY
+        flags[0xD800:0xE000] |= _OPENCC_ONLY
         flags[[cp for cp, value in table.items() if value != chr(cp)]] |= _CHANGES
         self._flags = flags
         # For batches: a phrase starts with one of its keys' first two characters, so a text can hold a
@@ -120,13 +120,21 @@ class OpenCCShortcut:
         cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         flags = self._flags[cps]
         seen = int(np.bitwise_or.reduce(flags)) if flags.size else 0
+        if seen & _OPENCC_ONLY:
+            return None
         if seen & _PHRASE_START:
             for cp in np.unique(cps[(flags & _PHRASE_START) != 0]).tolist():
-                if cp == 0 or 0xD800 <= cp < 0xE000:
-                    return None
                 if any(key in text for key in self._starts[chr(cp)]):
                     return None
         return seen
+
+    def _apply(self, text: str, seen: int | None) -> str:
+        """`text` converted, given what `_classify` (or its batch form) found in it."""
+        if seen is None:
+            return self._converter.convert(text)
+        if not seen & _CHANGES:
+            return text
+        return text.translate(self._table)
 
     def convert_many(self, texts: list[str]) -> list[str]:
         """`convert` over a batch, with one gather over the code points of all texts: a text goes to OpenCC
@@ -154,20 +162,8 @@ class OpenCCShortcut:
                     keys = self._by_pair.get(text[pos : pos + 2])
                     if keys and any(text.startswith(key, pos) for key in keys):
                         needs_opencc[i] = True
-        out = []
-        for text, flag, opencc in zip(texts, seen.tolist(), needs_opencc.tolist()):
-            if opencc:
-                out.append(self._converter.convert(text))
-            elif flag & _CHANGES:
-                out.append(text.translate(self._table))
-            else:
-                out.append(text)
-        return out
+        return [self._apply(text, None if opencc else flag)
+                for text, flag, opencc in zip(texts, seen.tolist(), needs_opencc.tolist())]
 
     def convert(self, text: str) -> str:
-        seen = self._classify(text)
-        if seen is None:
-            return self._converter.convert(text)
-        if not seen & _CHANGES:
-            return text
-        return text.translate(self._table)
+        return self._apply(text, self._classify(text))

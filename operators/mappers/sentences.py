@@ -34,10 +34,10 @@ def _whole_text(rules):
 
 
 _DJ_RULES_WHOLE = _whole_text(_DJ_RULES)
+_FIXED_RULES_WHOLE = _whole_text(_FIXED_RULES)
 # What a text must contain for each rule to match (both rule sets): any end punctuation; six dots; two
 # ellipses; a closing quote.
 _RULE_NEEDS = (None, ("......",), ("……",), ("’", "”"))
-_FIXED_RULES_WHOLE = _whole_text(_FIXED_RULES)
 
 
 class RemoveRepeatSentencesParams(OpParams):
