@@ -11,12 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from steel_data.dedup import connected_components, deduplicate, near_duplicate_pairs
-from steel_data.dedup_distributed import (
-    SerialEngine,
-    _route_edges,
-    deduplicate_distributed,
-    star_round,
-)
+from steel_data.dedup_distributed import SerialEngine, deduplicate_distributed
+from tests.steel_data._stars import components
 
 
 def clustered(rng: np.random.Generator, n: int, bases: int, flips: int) -> np.ndarray:
@@ -82,29 +78,6 @@ def test_same_result_as_the_reference(seed, n, bases, flips, zeros, shards, part
     assert got == sorted(zip(uniq[pairs[:, 0]].tolist(), uniq[pairs[:, 1]].tolist()))
 
 
-def components(edges: np.ndarray, parts: int) -> tuple[dict[int, int], int]:
-    """Run the star rounds (stage D) on an arbitrary graph: node -> the root its final star points to."""
-    hi, lo = np.maximum(edges[:, 0], edges[:, 1]), np.minimum(edges[:, 0], edges[:, 1])
-    keep = hi != lo
-    pieces = _route_edges(hi[keep], lo[keep], parts)
-    by_part = [[pieces[q]] for q in range(parts)]
-    rounds, kind = 0, "large"
-    while True:
-        outs = [star_round(kind, parts, *by_part[q]) for q in range(parts)]
-        rounds += 1
-        if all(o[1]["converged"] for o in outs):
-            break
-        by_part = [[o[0][q] for o in outs] for q in range(parts)]
-        kind = "small" if kind == "large" else "large"
-    roots: dict[int, int] = {}
-    for q in range(parts):
-        for src, dst in by_part[q]:
-            for s, d in zip(src.tolist(), dst.tolist()):
-                roots.setdefault(s, s)
-                if d < s:
-                    assert roots[s] in (s, d), "a node of a star has one smaller neighbour"
-                    roots[s] = d
-    return roots, rounds
 
 
 @settings(max_examples=60, deadline=None)

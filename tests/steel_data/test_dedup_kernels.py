@@ -14,7 +14,6 @@ from steel_data.dedup_distributed import (
     SerialEngine,
     ThreadEngine,
     _components,
-    _route_edges,
     compact_key,
     deduplicate_distributed,
     group_pairs,
@@ -22,6 +21,7 @@ from steel_data.dedup_distributed import (
     sorted_order,
     star_round,
 )
+from tests.steel_data._stars import components
 
 
 @settings(max_examples=80, deadline=None)
@@ -141,27 +141,6 @@ def test_components_of_a_long_shuffled_path():
     assert (labels == 0).all()
 
 
-def _run_star_rounds(edges: np.ndarray, parts: int) -> tuple[dict[int, int], int]:
-    hi, lo = np.maximum(edges[:, 0], edges[:, 1]), np.minimum(edges[:, 0], edges[:, 1])
-    keep = hi != lo
-    pieces = _route_edges(hi[keep], lo[keep], parts)
-    by_part = [[pieces[q]] for q in range(parts)]
-    rounds, kind = 0, "large"
-    while True:
-        outs = [star_round(kind, parts, *by_part[q]) for q in range(parts)]
-        rounds += 1
-        if all(o[1]["converged"] for o in outs):
-            break
-        by_part = [[o[0][q] for o in outs] for q in range(parts)]
-        kind = "small" if kind == "large" else "large"
-    roots: dict[int, int] = {}
-    for q in range(parts):
-        for src, dst in by_part[q]:
-            for s, d in zip(src.tolist(), dst.tolist()):
-                roots.setdefault(s, s)
-                if d < s:
-                    roots[s] = d
-    return roots, rounds
 
 
 @settings(max_examples=40, deadline=None)
@@ -171,7 +150,7 @@ def test_star_rounds_on_repeated_edges(n, m, parts, seed):
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, (m, 2))
     repeated = np.repeat(idx, rng.integers(1, 4, m), axis=0)
-    roots, _ = _run_star_rounds(repeated, parts)
+    roots, _ = components(repeated, parts)
     least = _bfs_least(n, [tuple(e) for e in idx.tolist()])
     for node, root in roots.items():
         assert root == least[node]
