@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev,train,api,ray
+EXTRAS ?= dev,train,api,ray,megatron
 
 .PHONY: setup run test bench clean
 

@@ -97,8 +97,9 @@ def test_megatron_reader_reads_our_shards(shard_set):
     elif other:
         python = other
     else:
-        pytest.skip("megatron-core is not installed (it needs torch); set STEEL_MEGATRON_PYTHON to a Python that "
-                    "has it. The independent reader test covers the format meanwhile.")
+        pytest.skip("megatron-core is not installed (`make test` installs it: the `megatron` extra); or set "
+                    "STEEL_MEGATRON_PYTHON to a Python that has it. The independent reader test covers the format "
+                    "meanwhile.")
     proc = subprocess.run([python, "-c", MEGATRON_SCRIPT, *prefixes], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
