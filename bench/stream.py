@@ -1,7 +1,8 @@
 """Token-stream throughput: HTTP clients over loopback against reading the same shards in-process.
 
-    .venv/bin/python bench/stream.py [--tokens 80e6] [--samples 32768] [--chunk 512] [--server-workers 2]
-                                     [--threads 2] [--dataset DIR] [--request-cost 2000] [--json FILE]
+    .venv/bin/python bench/stream.py [--tokens 80e6] [--samples 131072] [--chunk 512] [--server-workers 2]
+                                     [--threads 2] [--clients 1 8] [--repeat 5] [--dataset DIR]
+                                     [--request-cost 2000] [--json FILE]
 
 1. A synthetic shard set (random ids, Qwen's vocabulary size, seq_len 2048, 4 shards; written with
    steel_data.shards) unless --dataset names a real one.
@@ -13,8 +14,10 @@
    apart from its bytes: --request-cost sequential 1-sample requests over one connection, server and client CPU
    per request. (STEEL_FAST_SAMPLES=0 in the environment makes the server answer through its FastAPI route only.)
 
-Each configuration runs --repeat times; the table shows the median run. Loopback only; every run is bounded by
---samples.
+--repeat rounds, each the local read and then every client count back to back; the table shows each row's
+median run, and the two ratios the targets name are also taken within each round (median, min, max over the
+rounds): on a shared machine the load drifts between rounds more than within one. Loopback only; every run
+reads --samples samples (several epochs of a small set: positions past the epoch wrap into the next one).
 """
 
 from __future__ import annotations
@@ -212,14 +215,17 @@ def main(argv=None) -> int:
     ap.add_argument("--tokens", type=float, default=80e6, help="synthetic dataset size in tokens")
     ap.add_argument("--seq-len", type=int, default=2048)
     ap.add_argument("--dataset", default=None, help="a real shard folder instead of the synthetic one")
-    ap.add_argument("--samples", type=int, default=32768, help="global samples each configuration reads")
+    ap.add_argument("--samples", type=int, default=131072, help="global samples each configuration reads")
     ap.add_argument("--chunk", type=int, default=512, help="samples per request")
     ap.add_argument("--prefetch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2, help="fetch threads per client")
     ap.add_argument("--server-workers", type=int, default=2, help="`steel serve --workers`")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per configuration; the median is shown")
+    ap.add_argument("--repeat", type=int, default=5,
+                    help="rounds (each: the local read, then every client count); medians are shown")
     ap.add_argument("--request-cost", type=int, default=2000, metavar="N",
                     help="sequential 1-sample requests timed for the per-request CPU (0: skip)")
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 8], metavar="N",
+                    help="client counts to run (the table's HTTP rows)")
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args(argv)
 
@@ -236,28 +242,32 @@ def main(argv=None) -> int:
             print(f"synthetic shard set: {args.tokens / 1e6:.0f}M tokens in {time.perf_counter() - t0:.1f} s")
         ds = datasets / "bench"
         local = LocalSource(ds)
-        samples = min(args.samples, local.epoch_length)
+        samples = args.samples
         _, _, local_digest = read(local, samples, 0, 1, args.chunk, args.prefetch, 1, digest=True)  # warms too
-        runs = []
-        for _ in range(args.repeat):
-            secs, n, _ = read(local, samples, 0, 1, args.chunk, args.prefetch, args.threads)
-            runs.append({"seconds": secs, "tokens": n, "tokens_per_s": n / secs})
-        rows = {"local (in-process)": median_of(runs)}
         server, url = serve(datasets, work, args.server_workers)
         check = clients(url, 1, samples, args.chunk, args.prefetch, args.threads, digest=True)  # untimed
         assert check["digest"] == local_digest, "HTTP samples differ from the local read"
-        for world in (1, 8):
-            runs = []
-            for _ in range(args.repeat):
+        # Rounds: the local read, then each client count, back to back; each round's ratios are taken within the
+        # round (the machine's load drifts between rounds far more than within one)
+        names = ["local (in-process)"] + [f"{w} client{'s' if w > 1 else ''} (HTTP)" for w in args.clients]
+        runs: dict[str, list[dict]] = {name: [] for name in names}
+        for _ in range(args.repeat):
+            secs, n, _ = read(local, samples, 0, 1, args.chunk, args.prefetch, args.threads)
+            runs[names[0]].append({"seconds": secs, "tokens": n, "tokens_per_s": n / secs})
+            for world, name in zip(args.clients, names[1:]):
                 cpu0 = cpu_seconds(server.pid)
                 res = clients(url, world, samples, args.chunk, args.prefetch, args.threads)
                 res["server_cpu_s_per_Mtok"] = (cpu_seconds(server.pid) - cpu0) / (res["tokens"] / 1e6)
-                runs.append(res)
-            rows[f"{world} client{'s' if world > 1 else ''} (HTTP)"] = median_of(runs)
+                runs[name].append(res)
+        rows = {name: median_of(r) for name, r in runs.items()}
+        ratios = {"1 client / local": [a["tokens_per_s"] / b["tokens_per_s"]
+                                       for a, b in zip(runs.get("1 client (HTTP)", []), runs[names[0]])],
+                  "8 clients / 1 client": [a["tokens_per_s"] / b["tokens_per_s"]
+                                           for a, b in zip(runs.get("8 clients (HTTP)", []),
+                                                           runs.get("1 client (HTTP)", []))]}
         cost = request_cost(url, server.pid, args.request_cost) if args.request_cost else None
         base = rows["local (in-process)"]["tokens_per_s"]
-        one = rows["1 client (HTTP)"]["tokens_per_s"]
-        print(f"\nmedian of {args.repeat} runs; "
+        print(f"\nmedian of {args.repeat} rounds; "
               f"{samples} samples of {local.window} tokens, chunk {args.chunk}, prefetch {args.prefetch}, "
               f"{args.threads} fetch thread(s) per client, {args.server_workers} server process(es), "
               f"{os.cpu_count()} cores")
@@ -272,13 +282,16 @@ def main(argv=None) -> int:
         if cost:
             print(f"\none request apart from its bytes ({args.request_cost} sequential 1-sample requests): "
                   f"server {cost['server_cpu_ms']:.3f} ms, client {cost['client_cpu_ms']:.3f} ms of CPU")
-        eight = rows["8 clients (HTTP)"]["tokens_per_s"]
-        print(f"\n1 client / local = {one / base:.2f} (target >= 0.5); 8 clients / 1 client = {eight / one:.2f} "
-              f"(target >= 2)")
+        print()
+        for (label, values), target in zip(ratios.items(), (0.5, 2.0)):
+            if values:
+                ordered = sorted(values)
+                print(f"{label}, within each round: median {ordered[len(ordered) // 2]:.2f} "
+                      f"(min {ordered[0]:.2f}, max {ordered[-1]:.2f}; target >= {target})")
         figures = {"samples": samples, "window": local.window, "chunk": args.chunk, "cores": os.cpu_count(),
                    "server_workers": args.server_workers, "threads": args.threads, "prefetch": args.prefetch,
                    "rows": {k: {kk: vv for kk, vv in v.items() if kk != "digest"} for k, v in rows.items()},
-                   "request_cost": cost}
+                   "request_cost": cost, "ratios_per_round": ratios}
         if args.json:
             Path(args.json).write_text(json.dumps(figures, indent=2))
     finally:
