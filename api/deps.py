@@ -35,12 +35,17 @@ def get_ctx(request: Request) -> AppContext:
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 
+def bearer_matches(token: str, scheme: str, credentials: str) -> bool:
+    """Whether an Authorization header's scheme and credentials (as FastAPI's HTTPBearer splits them: at the
+    first space, the credentials stripped) present `token` as a bearer token. Constant time in the token."""
+    return scheme.lower() == "bearer" and hmac.compare_digest(credentials.encode(), token.encode())
+
+
 def _check(ctx: AppContext, creds: HTTPAuthorizationCredentials | None) -> None:
     token = ctx.settings.token
     if token is None:
         return
-    if creds is None or creds.scheme.lower() != "bearer" or not hmac.compare_digest(
-            creds.credentials.encode(), token.encode()):
+    if creds is None or not bearer_matches(token, creds.scheme, creds.credentials):
         raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 
 

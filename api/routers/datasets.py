@@ -10,7 +10,6 @@ the FastAPI route, which stays the documented reference. Both build the body and
 
 from __future__ import annotations
 
-import hmac
 import re
 from typing import Annotated
 
@@ -22,7 +21,7 @@ from steel_data.shards import Manifest
 from steel_data.stream import CHECKSUM_HEADER, DTYPE_HEADER, SHAPE_HEADER, checksum, read_samples
 
 from api.datasets import NAME_PATTERN, DatasetNotFound, OpenDataset
-from api.deps import AppContext, Ctx, require_read
+from api.deps import AppContext, Ctx, bearer_matches, require_read
 from api.schemas import DatasetList, DatasetSummary, ErrorDetail, json_errors
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[Depends(require_read)])
@@ -166,14 +165,18 @@ class SamplesFastPath:
         return await self.app(scope, receive, send)
 
     def _plain_and_authorised(self, headers) -> bool:
-        """No request body, and the one `Authorization: Bearer TOKEN` where reads need the token."""
+        """No request body, and one Authorization header presenting the token where reads need it (decided by
+        `bearer_matches`, as the route's dependency decides)."""
         if any(key in (b"content-length", b"transfer-encoding") and value != b"0" for key, value in headers):
             return False
         settings = self.ctx.settings
         if settings.token is None or not settings.auth_reads:
             return True
         auth = [value for key, value in headers if key == b"authorization"]
-        return len(auth) == 1 and hmac.compare_digest(auth[0], b"Bearer " + settings.token.encode())
+        if len(auth) != 1:  # none: the route answers 401; several: the route decides which one counts
+            return False
+        scheme, _, credentials = auth[0].decode("latin-1").partition(" ")
+        return bearer_matches(settings.token, scheme, credentials.strip())
 
     def _answer(self, name: str, query: dict[str, int]) -> tuple[memoryview, dict[str, str]] | None:
         """The body and headers, or None where the route would refuse (no such dataset, too many, past the end)."""
