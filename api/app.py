@@ -151,8 +151,6 @@ def create_app(settings: Settings | None = None, start_runner: bool = True) -> F
             errors.append(e)
         return JSONResponse({"detail": errors}, status_code=422)
 
-    if settings.fast_samples:  # inside BodyLimit: a request with a body never reaches the fast path anyway
-        app.add_middleware(datasets.SamplesFastPath, ctx=ctx)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _document_auth(app, settings)
     return app
@@ -177,6 +175,16 @@ def _document_auth(app: FastAPI, settings: Settings) -> None:
     app.openapi = openapi
 
 
-def app_from_env() -> FastAPI:
+def serving_app(settings: Settings | None = None, start_runner: bool = True):
+    """What `steel serve` runs: the FastAPI app of `create_app`, with the samples fast path in front of it (unless
+    STEEL_FAST_SAMPLES=0). In front of everything, so that the fast path gets uvicorn's own `send` and can hand a
+    response's buffers to the connection without joining them (`api.routers.datasets.SamplesFastPath`); a
+    request with a body never takes the fast path, so BodyLimit has nothing to check there."""
+    app = create_app(settings, start_runner)
+    ctx = app.state.ctx
+    return datasets.SamplesFastPath(app, ctx) if ctx.settings.fast_samples else app
+
+
+def app_from_env():
     """uvicorn factory: `uvicorn --factory api.app:app_from_env`."""
-    return create_app(Settings.from_env())
+    return serving_app(Settings.from_env())

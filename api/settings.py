@@ -35,6 +35,8 @@ class Settings(BaseModel):
     max_samples_bytes: int = Field(64 << 20, description="STEEL_MAX_SAMPLES_BYTES: cap on one samples response")
     fast_samples: bool = Field(True, description="STEEL_FAST_SAMPLES=0: serve every samples request through "
                                "the FastAPI route (the reference) instead of the fast path for plain requests")
+    vectored_samples: bool = Field(True, description="STEEL_VECTORED_SAMPLES=0: the fast path gathers each body "
+                                   "into one buffer instead of handing uvicorn's transport views of the shards")
     runner_poll_s: float = Field(0.25, gt=0, description="STEEL_RUNNER_POLL_S: job runner's poll interval")
 
     @classmethod
@@ -62,6 +64,7 @@ class Settings(BaseModel):
             "ray_address": get("RAY_ADDRESS"),
             "resume_on_restart": flag("RESUME_ON_RESTART", True),
             "fast_samples": flag("FAST_SAMPLES", True),
+            "vectored_samples": flag("VECTORED_SAMPLES", True),
         }
         for name, field in (("MAX_BODY_BYTES", "max_body_bytes"), ("MAX_RUNNING_JOBS", "max_running_jobs"),
                             ("JOB_WORKERS", "job_workers"), ("MAX_JOB_WORKERS", "max_job_workers"),

@@ -1,11 +1,13 @@
 """/v1/datasets: token shard sets for training: manifest, samples in the global order, raw files (Range).
 
-The samples route is the hot path of training over HTTP. `SamplesFastPath` (an ASGI middleware) answers the
-plain, valid, authorised samples requests without FastAPI's per-request machinery (on this project's 2-core
-machine a request costs the server about 0.9 ms of CPU besides its bytes through the route, 0.4 ms through the
-fast path; the gather of 4 MB costs 1 ms); everything else (any error, any unusual spelling of the query) goes to
-the FastAPI route, which stays the documented reference. Both build the body and headers with
-`samples_payload`; tests/api/test_samples_fast_path.py compares their answers.
+The samples route is the hot path of training over HTTP. `SamplesFastPath` (an ASGI middleware in front of the
+FastAPI app, `api.app.serving_app`) answers the plain, valid, authorised samples requests without FastAPI's
+per-request machinery (on this project's 2-core machine a request costs the server about 0.9 ms of CPU besides
+its bytes through the route, 0.5 ms through the fast path), and under uvicorn hands the body to the connection as
+views of the shard files' pages instead of gathering it (`samples_spans_payload`; a 4 MB gather costs about
+1 ms); everything else (any error, any unusual spelling of the query) goes to the FastAPI route, which stays the
+documented reference and builds its body with `samples_payload`. tests/api/test_samples_fast_path.py compares
+their answers.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import re
 from typing import Annotated
 
 import anyio
+import xxhash
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from fastapi.responses import FileResponse
 
 from steel_data.shards import Manifest
-from steel_data.stream import CHECKSUM_HEADER, DTYPE_HEADER, SHAPE_HEADER, checksum, read_samples
+from steel_data.stream import CHECKSUM_HEADER, DTYPE_HEADER, SHAPE_HEADER, checksum, read_samples, sample_spans
 
 from api.datasets import NAME_PATTERN, DatasetNotFound, OpenDataset
 from api.deps import AppContext, Ctx, bearer_matches, require_read
@@ -115,6 +118,21 @@ def samples_payload(ds: OpenDataset, seed: int, epoch: int, start: int, count: i
                   SHAPE_HEADER: f"{count},{m.window}", "Cache-Control": "no-store"}
 
 
+def samples_spans_payload(ds: OpenDataset, seed: int, epoch: int, start: int, count: int,
+                          stride: int) -> tuple[list[memoryview], int, dict[str, str]]:
+    """`samples_payload` without the gather: the body as views into the shard maps (`sample_spans`), its length,
+    and the same headers (the hash taken over the views in order, which reads the windows once: after it the
+    kernel copies them from the CPU's cache). Blocking."""
+    m = ds.shards.manifest
+    spans = sample_spans(ds.shards, seed, epoch, start, count, stride, lock=ds.lock, cache=ds.cache)
+    digest = xxhash.xxh3_64()
+    for span in spans:
+        digest.update(span)
+    return spans, count * m.window * ds.shards.dtype.itemsize, {
+        CHECKSUM_HEADER: f"{digest.intdigest():016x}", DTYPE_HEADER: m.dtype,
+        SHAPE_HEADER: f"{count},{m.window}", "Cache-Control": "no-store"}
+
+
 _SAMPLES_PATH = re.compile(r"/v1/datasets/(" + NAME_PATTERN.strip("^$") + r")/samples")
 _PLAIN_INT = re.compile(r"0|[1-9][0-9]{0,18}")
 
@@ -151,6 +169,7 @@ class SamplesFastPath:
     def __init__(self, app, ctx: AppContext):
         self.app = app
         self.ctx = ctx
+        self.vectored_responses = 0  # bodies written from the shard maps without a gather (`_uvicorn_cycle`)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path"):
@@ -158,10 +177,11 @@ class SamplesFastPath:
             if found is not None:
                 query = parse_samples_query(scope["query_string"])
                 if query is not None and self._plain_and_authorised(scope["headers"]):
-                    # the dataset lookup touches the disk, the gather and hash take milliseconds: in a thread
-                    answer = await anyio.to_thread.run_sync(self._answer, found.group(1), query)
+                    cycle = _uvicorn_cycle(send) if self.ctx.settings.vectored_samples else None
+                    # the dataset lookup touches the disk, the hash takes a millisecond: in a thread
+                    answer = await anyio.to_thread.run_sync(self._answer, found.group(1), query, cycle is not None)
                     if answer is not None:
-                        return await self._send(send, *answer)
+                        return await self._send(send, cycle, *answer)
         return await self.app(scope, receive, send)
 
     def _plain_and_authorised(self, headers) -> bool:
@@ -178,22 +198,60 @@ class SamplesFastPath:
         scheme, _, credentials = auth[0].decode("latin-1").partition(" ")
         return bearer_matches(settings.token, scheme, credentials.strip())
 
-    def _answer(self, name: str, query: dict[str, int]) -> tuple[memoryview, dict[str, str]] | None:
-        """The body and headers, or None where the route would refuse (no such dataset, too many, past the end)."""
+    def _answer(self, name: str, query: dict[str, int], spans: bool):
+        """(body, headers), or (views, size, headers) where `spans`; None where the route would refuse (no such
+        dataset, too many, past the end)."""
         try:
             ds = self.ctx.datasets.get(name)
         except DatasetNotFound:
             return None
         if samples_refusal(self.ctx, ds, query["count"], query["start"], query["stride"]) is not None:
             return None
-        return samples_payload(ds, query["seed"], query["epoch"], query["start"], query["count"], query["stride"])
+        args = (ds, query["seed"], query["epoch"], query["start"], query["count"], query["stride"])
+        return samples_spans_payload(*args) if spans else samples_payload(*args)
 
-    @staticmethod
-    async def _send(send, body: memoryview, headers: dict[str, str]) -> None:
-        raw = [(b"content-length", str(len(body)).encode()), (b"content-type", SAMPLES_MEDIA_TYPE.encode())]
+    async def _send(self, send, cycle, *answer) -> None:
+        if cycle is None:
+            body, headers = answer
+            size = len(body)
+        else:
+            spans, size, headers = answer
+        raw = [(b"content-length", str(size).encode()), (b"content-type", SAMPLES_MEDIA_TYPE.encode())]
         raw += [(key.lower().encode(), value.encode()) for key, value in headers.items()]
         await send({"type": "http.response.start", "status": 200, "headers": raw})
-        await send({"type": "http.response.body", "body": body})
+        if cycle is None:
+            await send({"type": "http.response.body", "body": body})
+        elif cycle.chunked_encoding is False and cycle.expected_content_length == size and not cycle.disconnected:
+            # The views go to the connection's transport as one vectored write (uvloop writes from the memory it
+            # is given, keeping references until the kernel took it; asyncio's own transport joins them first);
+            # uvicorn is then told the body went out, and its last send completes the response, waiting for the
+            # transport to drain as any send does when the client reads slower than we write.
+            cycle.transport.writelines(spans)
+            cycle.expected_content_length = 0
+            self.vectored_responses += 1
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await send({"type": "http.response.body", "body": b"".join(spans)})
+
+
+def _uvicorn_cycle(send):
+    """uvicorn's request/response cycle (its httptools protocol) when `send` is that cycle's own method, that is
+    when uvicorn calls this app directly, with nothing in between that watches the response; else None.
+
+    Through it a body can go to the connection's transport as a list of buffers without being joined first:
+    one client read about 25 % more tokens per second on 2 cores (bench/RESULTS.md, Stream). It relies on four
+    attributes of uvicorn's `RequestResponseCycle`; tests/api/test_samples_fast_path.py checks that the
+    installed uvicorn has them and that the path is taken, so a uvicorn that changed them fails a test rather
+    than silently costing a copy."""
+    cycle = getattr(send, "__self__", None)
+    kind = type(cycle)
+    if kind.__name__ != "RequestResponseCycle" or kind.__module__ != "uvicorn.protocols.http.httptools_impl" \
+            or getattr(send, "__func__", None) is not kind.send:
+        return None
+    if not all(hasattr(cycle, a) for a in ("transport", "chunked_encoding", "expected_content_length",
+                                           "disconnected")):
+        return None
+    return cycle
 
 
 @router.get("/{name}/files/{filename}", response_class=FileResponse,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from steel_data.order import sample_index, samples
 from steel_data.stream import LocalSource, TokenStream, open_source, read_samples
@@ -178,3 +180,46 @@ def test_index_cache_matches_the_order(dataset):
         np.testing.assert_array_equal(read_samples(src.shards, 2, 1, start, count, stride, cache=cache),
                                       samples(dataset, 2, 1, start, (count - 1) * stride + 1)[::stride])
     assert len(cache._blocks) <= 3
+
+
+def _expected_runs(index: np.ndarray) -> int:
+    """Runs of samples whose windows follow each other in one shard, counted one pair at a time."""
+    return 1 + sum(1 for a, b in zip(index[:-1], index[1:]) if not (a[0] == b[0] and b[1] == a[1] + 1))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**63 - 1), epoch=st.integers(0, 5), start=st.integers(0, 900),
+       count=st.integers(1, 300), stride=st.integers(1, 4))
+def test_sample_spans_are_the_samples_bytes(dataset, seed, epoch, start, count, stride):
+    """The server's views of the shard maps: the same bytes as the gathered samples, one view per run of adjacent
+    windows, none of them a copy."""
+    from steel_data.order import sample_index_at
+    from steel_data.stream import sample_spans
+
+    shards = LocalSource(dataset).shards
+    count = min(count, (shards.manifest.epoch_windows - 1 - start) // stride + 1)
+    spans = sample_spans(shards, seed, epoch, start, count, stride)
+    assert b"".join(spans) == read_samples(shards, seed, epoch, start, count, stride).tobytes()
+    index = sample_index_at(shards, seed, epoch, np.arange(start, start + count * stride, stride, dtype=np.uint64))
+    assert len(spans) == _expected_runs(index)
+    assert all(span.readonly and isinstance(span.obj, np.memmap) for span in spans)
+
+
+def test_sample_spans_join_adjacent_windows(dataset):
+    """A whole epoch under some seed has windows that follow each other (about one pair per epoch): found, they
+    come as one view, and the bytes still match."""
+    from steel_data.stream import IndexCache, sample_spans
+
+    shards = LocalSource(dataset).shards
+    n = shards.manifest.epoch_windows
+    for seed in range(60):
+        spans = sample_spans(shards, seed, 0, 0, n, cache=IndexCache())
+        if len(spans) < n:
+            break
+    else:
+        pytest.fail("no seed in 60 put two adjacent windows next to each other")
+    assert b"".join(spans) == read_samples(shards, seed, 0, 0, n).tobytes()
+    assert max(len(s) for s in spans) >= 2 * shards.window * shards.dtype.itemsize
+    assert sample_spans(shards, seed, 0, 0, 0) == []
+    with pytest.raises(IndexError):
+        sample_spans(shards, seed, 0, n - 1, 2)
