@@ -63,13 +63,16 @@ def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
+def write_bytes_atomic(path: Path, data: bytes, fsync: bool = True) -> None:
+    """`fsync=False`: the file appears complete or not at all while the system runs, but after a crash it may
+    be missing or cut short; for files whose loss only costs redoing work."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp(path)
     with open(tmp, "wb") as fh:
         fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 

@@ -211,12 +211,12 @@ class TiktokenTokenizer(Tokenizer):
         core = self._core
         if core is None:
             return super().encode_packed(texts)
-        # the encoder's buffers are joined with the end token between them in one copy, no array per document
+        # the encoder's buffers are joined with the end token after each in one copy, no array per document
         buffers = [core(_nfc(t), _NONE) for t in texts]
         nbytes = np.fromiter((memoryview(b).nbytes for b in buffers), dtype=np.int64, count=len(buffers))
-        eod = self._eod_bytes
-        joined = eod.join(buffers) + eod if buffers else b""
-        return np.frombuffer(joined, dtype=np.uint32), nbytes // 4 + 1
+        if buffers:
+            buffers.append(b"")  # so that the last document gets its end token too, inside the same join
+        return np.frombuffer(self._eod_bytes.join(buffers), dtype=np.uint32), nbytes // 4 + 1
 
     @cached_property
     def _eod_bytes(self) -> bytes:
@@ -517,9 +517,10 @@ def _iter_texts(piece: Piece, text_key: str, batch_size: int) -> Iterator[tuple[
     if piece.fmt == "parquet" and piece.compression is None:
         import pyarrow.parquet as pq
 
-        # no Arrow thread pool: the worker processes are the parallelism
-        column = pq.ParquetFile(piece.path).read_row_group(piece.row_group, columns=[text_key],
-                                                           use_threads=False).column(text_key)
+        # no Arrow thread pool, for decoding nor for reading ahead (pre_buffer): the worker processes are the
+        # parallelism; the compressed pages are read from a memory map, not copied
+        column = pq.ParquetFile(piece.path, memory_map=True, pre_buffer=False).read_row_group(
+            piece.row_group, columns=[text_key], use_threads=False).column(text_key)
     else:
         from steel_data.readers import Source, TextMapping, read_shard
 
@@ -576,7 +577,9 @@ def tokenize_shard(task: ShardTask, config: TokenizeConfig, out: Path) -> ShardE
         idx_bytes=written.idx_bytes, bin_sha256=written.bin_sha256, idx_sha256=written.idx_sha256,
         inputs=[InputPiece(path=p.path, row_group=p.row_group, rows=p.rows) for p in task.pieces],
     )
-    sio.write_bytes_atomic(_marker(out, task.index), orjson.dumps(entry.model_dump(mode="json")))
+    # the shard's files are fsynced already; the marker is not: a marker lost or cut short by a crash only
+    # means the shard is redone (one journal commit less per shard)
+    sio.write_bytes_atomic(_marker(out, task.index), orjson.dumps(entry.model_dump(mode="json")), fsync=False)
     return entry
 
 
@@ -668,8 +671,8 @@ def tokenize(config: TokenizeConfig, progress: Progress | None = None) -> Tokeni
     for task in tasks:
         marker = _marker(out, task.index)
         if marker.exists():
-            entry = ShardEntry.model_validate(orjson.loads(marker.read_bytes()))
-            try:
+            try:  # a marker cut short by a crash (it is not fsynced) means the shard is redone
+                entry = ShardEntry.model_validate(orjson.loads(marker.read_bytes()))
                 verify_shard(out, entry, dtype, checksums=False)
                 entries[task.index] = entry
                 continue

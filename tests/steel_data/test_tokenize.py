@@ -341,6 +341,13 @@ def test_resume_after_a_killed_shard(tmp_path, monkeypatch):
     assert res.shards_done_before == 1
     assert files_of(tmp_path / "resumed") == files_of(tmp_path / "whole")
     assert res.manifest == whole.manifest
+    # markers are not fsynced: one cut short by a crash means its shard is redone
+    (tmp_path / "resumed" / "manifest.json").unlink()
+    (tmp_path / "resumed" / "_work" / "shards" / "00000.json").write_bytes(b"")
+    res = run([src], tmp_path / "resumed", **kw)
+    assert res.shards_done_before == len(whole.manifest.shards) - 1
+    assert files_of(tmp_path / "resumed") == files_of(tmp_path / "whole")
+    assert res.manifest == whole.manifest
 
 
 def test_other_job_in_the_same_folder_refused(tmp_path):
