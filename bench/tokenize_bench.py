@@ -1,6 +1,7 @@
 """`steel tokenize` against the bare tokenizer library on the same text, 1 and 2 cores.
 
-    .venv/bin/python bench/tokenize_bench.py [--per-file-mb 8] [--copies 1] [--repeat 2] [--shard-mb 8]
+    flock -x /tmp/steel-bench.lock .venv/bin/python bench/tokenize_bench.py [--per-file-mb 8] [--copies 1] \
+        [--repeat 3] [--shard-mb 8] [--json FILE]
 
 Input: the shared corpus's cleaned-text files (zh, en, code; not the raw HTML), up to --per-file-mb of text from
 each, written as `steel run` writes cleaned data (Parquet parts of 4096 documents) into three sources mixed with
@@ -16,7 +17,16 @@ Steel: the whole `steel tokenize` command (process start, reading Parquet, NFC, 
 checksumming shards, manifest) with --workers 1 and 2; outputs of both must be byte-identical.
 
 Reports wall-clock MB/s (text bytes, UTF-8) and tokens/s, best of --repeat, and CPU seconds. The machine may be
-shared: CPU seconds per MB are the steadier figure for the 1-core comparison.
+shared: every round runs every measurement once, the order reversed every other round, and the ratios of Steel to
+the bare calls are given per round (median and worst of the rounds) besides the ratio of the best rounds.
+CPU seconds per MB are the steadier figure for the 1-core comparison; `steel tokenize --workers 1` must stay at
+about one CPU second per wall second (it uses one core).
+
+The bare calls get the same documents, in the same order, as Python strings already in memory, and the same
+process count (2 processes for 2 cores; Steel's 2 workers have an idle parent). One thing favours them: CPython
+caches a string's UTF-8 form the first time tiktoken asks for it, so after the first round (and for the 2nd and
+3rd of --copies, which repeat the same string objects) the bare calls skip that encoding, which Steel's fresh
+strings pay (measured: 0.04-0.07 s per 70 MB, about 1 %). Left so: the bare figure is not made slower.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import gzip
 import json
 import resource
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -199,7 +210,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--per-file-mb", type=float, default=8.0, help="text taken from each corpus file")
     ap.add_argument("--copies", type=int, default=1, help="repeat that text (more volume, same mix)")
-    ap.add_argument("--repeat", type=int, default=2, help="rounds; each measurement's best round counts")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds (interleaved); best, median and worst reported")
     ap.add_argument("--shard-mb", type=float, default=8.0)
     ap.add_argument("--hf-sample-mb", type=float, default=3.0)
     ap.add_argument("--json", default=None, help="also write the figures here")
@@ -242,12 +253,14 @@ def main(argv=None) -> int:
             if cores > 1:
                 plan.append((f"tiktoken encode_ordinary_batch threads x{cores}", lambda c=cores: bare_threads(c)))
             plan.append((f"steel tokenize --workers {cores}", lambda c=cores: steel_run(c)))
-        # rounds interleave the measurements, so a busy spell on a shared machine hits all of them alike
-        for _ in range(args.repeat):
-            for label, fn in plan:
+        # rounds interleave the measurements, so a busy spell on a shared machine hits all of them alike; the
+        # order is reversed every other round, so that no measurement always runs first or last
+        for rnd in range(args.repeat):
+            for label, fn in (plan if rnd % 2 == 0 else plan[::-1]):
                 wall, cpu, tokens, *extra = fn()
-                r = results.setdefault(label, {"wall": wall, "cpu": cpu, "tokens": tokens, "walls": []})
+                r = results.setdefault(label, {"wall": wall, "cpu": cpu, "tokens": tokens, "walls": [], "cpus": []})
                 r["walls"].append(round(wall, 3))
+                r["cpus"].append(round(cpu, 3))
                 r["wall"], r["cpu"] = min(r["wall"], wall), min(r["cpu"], cpu)
                 if extra:
                     manifest = extra[0]
@@ -264,18 +277,27 @@ def main(argv=None) -> int:
         r["cpu_s_per_mb"] = r["cpu"] / mb
         if label.startswith("steel"):
             r["steady_cpu_s_per_mb"] = (r["cpu"] - fixed["cpu"]) / mb
-    print(f"{'':46s} {'wall s':>7s} {'MB/s':>7s} {'Mtok/s':>7s} {'CPU s/MB':>9s}")
+    print(f"{'':46s} {'wall s':>7s} {'MB/s':>7s} {'Mtok/s':>7s} {'CPU s/MB':>9s}  {'median wall':>11s}  walls")
     for label, r in results.items():
-        print(f"{label:46s} {r['wall']:7.2f} {r['mb_s']:7.2f} {r['tok_s'] / 1e6:7.3f} {r['cpu_s_per_mb']:9.4f}")
+        r["median_wall"] = statistics.median(r["walls"])
+        print(f"{label:46s} {r['wall']:7.2f} {r['mb_s']:7.2f} {r['tok_s'] / 1e6:7.3f} {r['cpu_s_per_mb']:9.4f}  "
+              f"{r['median_wall']:11.2f}  {' '.join(f'{w:.2f}' for w in r['walls'])}")
     summary = {}
     for cores in (1, 2):
         s = results[f"steel tokenize --workers {cores}"]
         for name in ("encode_ordinary", "encode_to_numpy"):
             b = results[f"tiktoken {name} x{cores}"]
-            summary[f"{name} x{cores}"] = (s["mb_s"] / b["mb_s"], b["cpu_s_per_mb"] / s["cpu_s_per_mb"])
+            rounds = [bw / sw for bw, sw in zip(b["walls"], s["walls"])]  # Steel's MB/s / the bare call's, per round
+            summary[f"{name} x{cores}"] = {"best": s["mb_s"] / b["mb_s"], "rounds": rounds,
+                                           "median": statistics.median(rounds), "worst": min(rounds),
+                                           "cpu": b["cpu_s_per_mb"] / s["cpu_s_per_mb"]}
             print(f"{cores} core(s): steel tokenize / bare tiktoken {name}: {s['mb_s'] / b['mb_s']:.1%} of its MB/s "
-                  f"(wall clock), {b['cpu_s_per_mb'] / s['cpu_s_per_mb']:.1%} per CPU second, "
-                  f"{b['cpu_s_per_mb'] / s['steady_cpu_s_per_mb']:.1%} per CPU second without the fixed costs")
+                  f"(best rounds), per round median {statistics.median(rounds):.1%}, worst {min(rounds):.1%} "
+                  f"({' '.join(f'{x:.1%}' for x in rounds)}); {b['cpu_s_per_mb'] / s['cpu_s_per_mb']:.1%} per CPU "
+                  f"second, {b['cpu_s_per_mb'] / s['steady_cpu_s_per_mb']:.1%} without the fixed costs")
+    s = results["steel tokenize --workers 1"]
+    print(f"steel tokenize --workers 1: {statistics.median(c / w for c, w in zip(s['cpus'], s['walls'])):.2f} CPU s "
+          f"per wall s (median of the rounds; one core is 1.00)")
     s, b = results["steel tokenize --workers 1"], results["bare program (start, load, read, encode) x1"]
     print(f"1 core: steel tokenize / the bare whole program: {s['mb_s'] / b['mb_s']:.1%} of its MB/s (wall clock), "
           f"{b['cpu_s_per_mb'] / s['cpu_s_per_mb']:.1%} per CPU second")
