@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from steel_data.shards import MANIFEST, CorruptShard, TokenShards
-from steel_data.stream import IndexCache
+from steel_data.stream import IndexCache, WindowDigests
 
 from api.paths import PathPolicy, PathRefused
 
@@ -34,6 +34,7 @@ class OpenDataset:
     lock: threading.Lock
     mtime_ns: int
     cache: IndexCache
+    digests: WindowDigests
 
     @property
     def files(self) -> list[str]:
@@ -75,7 +76,7 @@ class DatasetCatalog:
                 shards = TokenShards(path)
             except (FileNotFoundError, CorruptShard) as exc:
                 raise DatasetNotFound(f"dataset {name!r} cannot be read: {exc}") from None
-            ds = OpenDataset(name, path, shards, threading.Lock(), mtime, IndexCache())
+            ds = OpenDataset(name, path, shards, threading.Lock(), mtime, IndexCache(), WindowDigests())
             if len(self._open) >= self.max_open:
                 self._open.pop(next(iter(self._open)))
             self._open[name] = ds

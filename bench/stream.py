@@ -9,7 +9,8 @@
 2. local: `TokenStream` over the folder in this process (the limit: no HTTP, no copies but the gather).
 3. `steel serve` (uvicorn) on 127.0.0.1 serves the folder; 1 client process reads the same samples as rank 0
    of 1, then 8 client processes read them as ranks 0..7 of 8 (together the same global samples).
-   Every client checks each response's checksum (xxh3-64); client 1's samples are compared with the local read.
+   Every client checks each response's checksum (per-window xxh3-64); client 1's samples are compared with the
+   local read.
 4. The server's CPU seconds (user + system, from /proc) per million tokens served, and what one request costs
    apart from its bytes: --request-cost sequential 1-sample requests over one connection, server and client CPU
    per request. (STEEL_FAST_SAMPLES=0 in the environment makes the server answer through its FastAPI route only.)

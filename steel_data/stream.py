@@ -18,8 +18,10 @@ received straight into the sample array, in one blocking recv on plain HTTP). A 
 
 HTTP contract of the samples endpoint (the server is `api/`): query `seed, epoch, start, count, stride`;
 the body is `count x window` tokens, little-endian, of the manifest's dtype; headers `X-Steel-Dtype`,
-`X-Steel-Shape` ("count,window") and `X-Steel-XXH3` (16 hex digits of the body's xxh3-64 hash: ~18 GB/s,
-where CRC-32 runs at 2 and would cost the server and the client more than moving the bytes).
+`X-Steel-Shape` ("count,window") and `X-Steel-Windows-XXH3` (16 hex digits: the xxh3-64 hash of the body's
+windows' xxh3-64 digests, each a little-endian uint64, in order; see `checksum`). xxh3 runs at ~18 GB/s where
+CRC-32 runs at 2 and would cost more than moving the bytes; hashing per window lets the server answer from
+digests it keeps (`WindowDigests`) instead of reading every response's tokens once more.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import time
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
 import numpy as np
@@ -45,14 +47,32 @@ from steel_data.order import sample_index_at
 from steel_data.shards import Manifest, TokenShards
 
 STATE_FORMAT = "steel-stream/1"
-CHECKSUM_HEADER = "X-Steel-XXH3"
+CHECKSUM_HEADER = "X-Steel-Windows-XXH3"
 DTYPE_HEADER = "X-Steel-Dtype"
 SHAPE_HEADER = "X-Steel-Shape"
 
 
-def checksum(data) -> int:
-    """xxh3-64 of a bytes-like object or a contiguous array (the samples response's checksum)."""
-    return xxhash.xxh3_64_intdigest(memoryview(data).cast("B") if isinstance(data, np.ndarray) else data)
+def window_digests(rows: np.ndarray) -> np.ndarray:
+    """xxh3-64 of each row of a [count, window] array (a window's tokens, little-endian), as uint64."""
+    rows = np.ascontiguousarray(rows)
+    if rows.ndim != 2:
+        raise ValueError(f"windows must be a [count, window] array, not of shape {rows.shape}")
+    if rows.shape[1] == 0:
+        return np.full(len(rows), xxhash.xxh3_64_intdigest(b""), dtype=np.uint64)
+    # iterating a C-contiguous 2-D array yields its rows as contiguous views: the loop runs in C
+    return np.fromiter(map(xxhash.xxh3_64_intdigest, rows), dtype=np.uint64, count=len(rows))
+
+
+def combine_digests(digests: np.ndarray) -> int:
+    """xxh3-64 of window digests laid end to end as little-endian uint64."""
+    return xxhash.xxh3_64_intdigest(np.ascontiguousarray(digests, dtype="<u8").tobytes())
+
+
+def checksum(rows: np.ndarray) -> int:
+    """The samples response's checksum: xxh3-64 of its windows' xxh3-64 digests (little-endian uint64, in
+    order). Per window, so that a server can keep the digests of its shards and never read a response's tokens
+    (`WindowDigests`); the client hashes the windows it received (each 8 KB at ~18 GB/s, plus a call each)."""
+    return combine_digests(window_digests(rows))
 
 
 class StreamError(RuntimeError):
@@ -133,6 +153,25 @@ class IndexCache:
         return out
 
 
+def sample_windows(ds: TokenShards, seed: int, epoch: int, start: int, count: int, stride: int = 1,
+                   cache: IndexCache | None = None) -> np.ndarray:
+    """(shard, window) of samples `start, start + stride, ...` (`count` of them) of an epoch: array [count, 2]."""
+    last = start + (count - 1) * stride
+    if start < 0 or stride < 1 or last >= ds.manifest.epoch_windows:
+        raise IndexError(f"samples {start}..{last} outside the epoch of {ds.manifest.epoch_windows} samples")
+    positions = np.arange(start, last + 1, stride, dtype=np.int64)
+    if cache is not None:
+        return cache.lookup(ds, seed, epoch, positions)
+    return sample_index_at(ds, seed, epoch, positions.astype(np.uint64))
+
+
+def _maps(ds: TokenShards, shard_ids, lock: threading.Lock | None) -> dict[int, np.ndarray]:
+    if lock is None:
+        return {int(s): ds.tokens(int(s)) for s in shard_ids}
+    with lock:
+        return {int(s): ds.tokens(int(s)) for s in shard_ids}
+
+
 def read_samples(ds: TokenShards, seed: int, epoch: int, start: int, count: int, stride: int = 1,
                  lock: threading.Lock | None = None, cache: IndexCache | None = None) -> np.ndarray:
     """Samples `start, start + stride, ...` (`count` of them) of an epoch: array [count, window], little-endian.
@@ -140,20 +179,9 @@ def read_samples(ds: TokenShards, seed: int, epoch: int, start: int, count: int,
     `lock` guards `ds`'s table of open shards when threads share one `TokenShards`; `cache` keeps the order."""
     if count <= 0:
         return np.empty((0, ds.window), dtype=ds.dtype)
-    last = start + (count - 1) * stride
-    if start < 0 or stride < 1 or last >= ds.manifest.epoch_windows:
-        raise IndexError(f"samples {start}..{last} outside the epoch of {ds.manifest.epoch_windows} samples")
-    positions = np.arange(start, last + 1, stride, dtype=np.int64)
-    if cache is not None:
-        idx = cache.lookup(ds, seed, epoch, positions)
-    else:
-        idx = sample_index_at(ds, seed, epoch, positions.astype(np.uint64))
+    idx = sample_windows(ds, seed, epoch, start, count, stride, cache)
     shard_ids = np.unique(idx[:, 0])
-    if lock is None:
-        maps = {int(s): ds.tokens(int(s)) for s in shard_ids}
-    else:
-        with lock:
-            maps = {int(s): ds.tokens(int(s)) for s in shard_ids}
+    maps = _maps(ds, shard_ids, lock)
     out = np.empty((count, ds.window), dtype=ds.dtype)
     w = ds.window
     for s in shard_ids:
@@ -164,37 +192,73 @@ def read_samples(ds: TokenShards, seed: int, epoch: int, start: int, count: int,
     return out
 
 
-def sample_spans(ds: TokenShards, seed: int, epoch: int, start: int, count: int, stride: int = 1,
-                 lock: threading.Lock | None = None, cache: IndexCache | None = None) -> list[memoryview]:
-    """The bytes of `read_samples(...)` without gathering them: views into the shards' memory maps, in order,
-    windows that follow each other in one shard joined into one view. A server hands them to its socket as they
-    are (one vectored write: the kernel copies the shard pages straight into the socket), which saves gathering
-    the 4 MB of a response into a new array first; `read_samples` stays the reference (parity tested)."""
-    if count <= 0:
+def window_spans(ds: TokenShards, idx: np.ndarray, lock: threading.Lock | None = None) -> list[memoryview]:
+    """The bytes of the windows `idx` ([count, 2] of shard, window) without gathering them: views into the
+    shards' memory maps, in order, windows that follow each other in one shard joined into one view.
+
+    A server hands them to its socket as they are (one vectored write: the kernel copies the shard pages straight
+    into the socket), which saves gathering the 4 MB of a response into a new array first; `read_samples` stays
+    the reference (parity tested)."""
+    if len(idx) == 0:
         return []
-    last = start + (count - 1) * stride
-    if start < 0 or stride < 1 or last >= ds.manifest.epoch_windows:
-        raise IndexError(f"samples {start}..{last} outside the epoch of {ds.manifest.epoch_windows} samples")
-    positions = np.arange(start, last + 1, stride, dtype=np.int64)
-    idx = cache.lookup(ds, seed, epoch, positions) if cache is not None else \
-        sample_index_at(ds, seed, epoch, positions.astype(np.uint64))
-    shard_ids = np.unique(idx[:, 0])
-    if lock is None:
-        maps = {int(s): ds.tokens(int(s)) for s in shard_ids}
-    else:
-        with lock:
-            maps = {int(s): ds.tokens(int(s)) for s in shard_ids}
-    views = {s: memoryview(toks).cast("B") for s, toks in maps.items()}
+    views = {s: memoryview(toks).cast("B") for s, toks in _maps(ds, np.unique(idx[:, 0]), lock).items()}
     shard, window = idx[:, 0], idx[:, 1]
     # a run ends where the next sample is not the next window of the same shard
     breaks = np.flatnonzero((shard[1:] != shard[:-1]) | (window[1:] != window[:-1] + 1)) + 1
     firsts = np.concatenate(([0], breaks))
-    lasts = np.concatenate((breaks, [count])) - 1
+    lasts = np.concatenate((breaks, [len(idx)])) - 1
     width = ds.window * ds.dtype.itemsize
     run_shards = shard[firsts].tolist()
     run_begins = (window[firsts] * width).tolist()
     run_ends = ((window[lasts] + 1) * width).tolist()
     return [views[s][b:e] for s, b, e in zip(run_shards, run_begins, run_ends)]
+
+
+def sample_spans(ds: TokenShards, seed: int, epoch: int, start: int, count: int, stride: int = 1,
+                 lock: threading.Lock | None = None, cache: IndexCache | None = None) -> list[memoryview]:
+    """`read_samples`'s bytes as `window_spans` (views of the shard maps)."""
+    if count <= 0:
+        return []
+    return window_spans(ds, sample_windows(ds, seed, epoch, start, count, stride, cache), lock)
+
+
+class WindowDigests:
+    """The xxh3-64 digest of every window of the shards a server has served from, so that a samples response's
+    checksum (`checksum`: a hash of its windows' digests) is answered without reading its tokens.
+
+    A shard's digests are computed the first time a request touches it (one read of the shard: about 0.1 s per
+    GB at memory speed; 8 bytes per window, 1/1024 of the shard at seq_len 2048 and int32) and kept, LRU, for
+    `max_shards` shards. Thread-safe; a shard digested twice by a race is harmless. The digests are of the bytes
+    as the server read them then: a shard file changed afterwards under the same manifest (which the shard
+    set's contract forbids) shows up as checksum errors at the client, not as silently changed samples."""
+
+    def __init__(self, max_shards: int = 256):
+        self.max_shards = max_shards
+        self._tables: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def shard(self, ds: TokenShards, shard: int, lock: threading.Lock | None = None) -> np.ndarray:
+        with self._lock:
+            table = self._tables.get(shard)
+            if table is not None:
+                self._tables.move_to_end(shard)
+                return table
+        toks = _maps(ds, [shard], lock)[shard]
+        n = len(toks) // ds.window
+        table = window_digests(toks[: n * ds.window].reshape(n, ds.window))
+        with self._lock:
+            self._tables[shard] = table
+            while len(self._tables) > self.max_shards:
+                self._tables.popitem(last=False)
+        return table
+
+    def checksum(self, ds: TokenShards, idx: np.ndarray, lock: threading.Lock | None = None) -> int:
+        """`checksum` of the windows `idx` ([count, 2] of shard, window), from the digests."""
+        digests = np.empty(len(idx), dtype=np.uint64)
+        for s in np.unique(idx[:, 0]):
+            rows = np.nonzero(idx[:, 0] == s)[0]
+            digests[rows] = self.shard(ds, int(s), lock)[idx[rows, 1]]
+        return combine_digests(digests)
 
 
 class SampleSource(Protocol):
@@ -297,8 +361,11 @@ class HttpSource(_Described):
             conn.close()
             self._local.conn = None
 
-    def _get(self, path: str, into: np.ndarray | None = None) -> tuple[bytes | np.ndarray, http.client.HTTPResponse]:
-        """GET with retries; a 200 body is read into `into` (when given and of the right size) without copies."""
+    def _get(self, path: str, into: np.ndarray | None = None,
+             check: Callable[[bytes | np.ndarray, http.client.HTTPResponse], None] | None = None,
+             ) -> tuple[bytes | np.ndarray, http.client.HTTPResponse]:
+        """GET with retries; a 200 body is read into `into` (when given and of the right size) without copies,
+        then handed to `check`, whose ChecksumError is retried like a failed request."""
         headers = {"Accept-Encoding": "identity"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -317,9 +384,8 @@ class HttpSource(_Described):
                     body = resp.read()
                 self.requests += 1
                 if resp.status == 200:
-                    expected = resp.getheader(CHECKSUM_HEADER)
-                    if expected is not None and int(expected, 16) != checksum(body):
-                        raise ChecksumError(f"GET {path}: xxh3-64 {checksum(body):016x} != header {expected}")
+                    if check is not None:
+                        check(body, resp)
                     return body, resp
                 body = bytes(body) if isinstance(body, np.ndarray) else body
                 message = body[:500].decode(errors="replace")
@@ -349,10 +415,21 @@ class HttpSource(_Described):
         if stride != 1:
             query["stride"] = stride
         out = np.empty((count, self.window), dtype=self.dtype)
-        body, resp = self._get(self._path("samples", query), into=out)
-        shape = resp.getheader(SHAPE_HEADER)
-        if shape != f"{count},{self.window}" or body is not out:
-            raise StreamError(f"samples response of shape {shape}, expected {count},{self.window}")
+        path = self._path("samples", query)
+
+        def check(body, resp) -> None:
+            shape = resp.getheader(SHAPE_HEADER)
+            if shape != f"{count},{self.window}" or body is not out:
+                raise StreamError(f"samples response of shape {shape}, expected {count},{self.window}")
+            expected = resp.getheader(CHECKSUM_HEADER)
+            if expected is None:  # not worth retrying: this server (or a proxy before it) does not send it
+                raise StreamError(f"GET {path}: the response has no {CHECKSUM_HEADER} header (an older server, or "
+                                  "a proxy that drops headers): its samples cannot be verified")
+            got = checksum(out)
+            if int(expected, 16) != got:
+                raise ChecksumError(f"GET {path}: checksum {got:016x} != header {expected}")
+
+        self._get(path, into=out, check=check)
         return out
 
     def close(self) -> None:

@@ -16,12 +16,13 @@ import re
 from typing import Annotated
 
 import anyio
-import xxhash
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from fastapi.responses import FileResponse
 
 from steel_data.shards import Manifest
-from steel_data.stream import CHECKSUM_HEADER, DTYPE_HEADER, SHAPE_HEADER, checksum, read_samples, sample_spans
+from steel_data.stream import (
+    CHECKSUM_HEADER, DTYPE_HEADER, SHAPE_HEADER, checksum, read_samples, sample_windows, window_spans,
+)
 
 from api.datasets import NAME_PATTERN, DatasetNotFound, OpenDataset
 from api.deps import AppContext, Ctx, bearer_matches, require_read
@@ -70,7 +71,8 @@ def manifest(name: Name, ctx: Ctx) -> Manifest:
     "/{name}/samples", response_class=Response, responses={**json_errors(401, 404, 413, 416, 422), 200: {
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         "description": "count x window tokens, little-endian, of the manifest's dtype",
-        "headers": {CHECKSUM_HEADER: {"description": "xxh3-64 of the body, 16 hex digits",
+        "headers": {CHECKSUM_HEADER: {"description": "16 hex digits: xxh3-64 of the body's windows' xxh3-64 "
+                                                     "digests, each a little-endian uint64, in order",
                                       "schema": {"type": "string"}},
                     DTYPE_HEADER: {"description": "token dtype", "schema": {"type": "string"}},
                     SHAPE_HEADER: {"description": "count,window", "schema": {"type": "string"}}}}},
@@ -110,27 +112,27 @@ def samples_refusal(ctx: AppContext, ds: OpenDataset, count: int, start: int, st
 
 def samples_payload(ds: OpenDataset, seed: int, epoch: int, start: int, count: int,
                     stride: int) -> tuple[memoryview, dict[str, str]]:
-    """The body (the gathered tokens, not copied again) and the headers of a samples response. Blocking."""
-    m = ds.shards.manifest
+    """The body (the gathered tokens, not copied again) and the headers of a samples response, the checksum
+    computed from the gathered windows themselves (the reference for `samples_spans_payload`). Blocking."""
     tokens = read_samples(ds.shards, seed, epoch, start, count, stride, lock=ds.lock, cache=ds.cache)
-    body = memoryview(tokens).cast("B")
-    return body, {CHECKSUM_HEADER: f"{checksum(body):016x}", DTYPE_HEADER: m.dtype,
-                  SHAPE_HEADER: f"{count},{m.window}", "Cache-Control": "no-store"}
+    return memoryview(tokens).cast("B"), _samples_headers(ds, count, checksum(tokens))
 
 
 def samples_spans_payload(ds: OpenDataset, seed: int, epoch: int, start: int, count: int,
                           stride: int) -> tuple[list[memoryview], int, dict[str, str]]:
-    """`samples_payload` without the gather: the body as views into the shard maps (`sample_spans`), its length,
-    and the same headers (the hash taken over the views in order, which reads the windows once: after it the
-    kernel copies them from the CPU's cache). Blocking."""
+    """`samples_payload` without touching the tokens: the body as views into the shard maps (`window_spans`), its
+    length, and the same headers, the checksum answered from the dataset's window digests (`WindowDigests`).
+    Blocking (the first request into a shard digests the shard)."""
+    idx = sample_windows(ds.shards, seed, epoch, start, count, stride, cache=ds.cache)
+    spans = window_spans(ds.shards, idx, lock=ds.lock)
+    return spans, count * ds.shards.window * ds.shards.dtype.itemsize, \
+        _samples_headers(ds, count, ds.digests.checksum(ds.shards, idx, lock=ds.lock))
+
+
+def _samples_headers(ds: OpenDataset, count: int, digest: int) -> dict[str, str]:
     m = ds.shards.manifest
-    spans = sample_spans(ds.shards, seed, epoch, start, count, stride, lock=ds.lock, cache=ds.cache)
-    digest = xxhash.xxh3_64()
-    for span in spans:
-        digest.update(span)
-    return spans, count * m.window * ds.shards.dtype.itemsize, {
-        CHECKSUM_HEADER: f"{digest.intdigest():016x}", DTYPE_HEADER: m.dtype,
-        SHAPE_HEADER: f"{count},{m.window}", "Cache-Control": "no-store"}
+    return {CHECKSUM_HEADER: f"{digest:016x}", DTYPE_HEADER: m.dtype, SHAPE_HEADER: f"{count},{m.window}",
+            "Cache-Control": "no-store"}
 
 
 _SAMPLES_PATH = re.compile(r"/v1/datasets/(" + NAME_PATTERN.strip("^$") + r")/samples")

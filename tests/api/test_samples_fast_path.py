@@ -184,7 +184,8 @@ def _get_all(url: str, queries: list[str]) -> list[tuple[int, dict, bytes]]:
 def test_vectored_bodies_are_the_gathered_samples(wide_root):
     """Under uvicorn the fast path writes views of the shard maps (the installed uvicorn still has what
     `_uvicorn_cycle` relies on: else this fails, not silently gathers); the bytes and the checksum header are
-    those of `read_samples`; with STEEL_VECTORED_SAMPLES=0 the same answers come from a gathered body."""
+    those of `read_samples` (the fast path's checksum from its window digests, the route's from the gathered
+    windows); with STEEL_VECTORED_SAMPLES=0 the same answers come from a gathered body."""
     from steel_data.shards import TokenShards
     from steel_data.stream import CHECKSUM_HEADER, checksum, read_samples
 
@@ -200,10 +201,11 @@ def test_vectored_bodies_are_the_gathered_samples(wide_root):
         gathered = _get_all(srv.url, queries)
         assert srv.app.vectored_responses == 0
     for (seed, epoch, start, count, stride), one, other in zip(plan, vectored, gathered):
-        want = read_samples(shards, seed, epoch, start, count, stride).tobytes()
+        rows = read_samples(shards, seed, epoch, start, count, stride)
+        want = rows.tobytes()
         assert one[0] == other[0] == 200
         assert one[2] == other[2] == want
-        assert one[1][CHECKSUM_HEADER.lower()] == other[1][CHECKSUM_HEADER.lower()] == f"{checksum(want):016x}"
+        assert one[1][CHECKSUM_HEADER.lower()] == other[1][CHECKSUM_HEADER.lower()] == f"{checksum(rows):016x}"
         assert int(one[1]["content-length"]) == len(want)
 
 

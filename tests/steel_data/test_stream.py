@@ -194,7 +194,7 @@ def test_sample_spans_are_the_samples_bytes(dataset, seed, epoch, start, count, 
     """The server's views of the shard maps: the same bytes as the gathered samples, one view per run of adjacent
     windows, none of them a copy."""
     from steel_data.order import sample_index_at
-    from steel_data.stream import sample_spans
+    from steel_data.stream import WindowDigests, checksum, sample_spans
 
     shards = LocalSource(dataset).shards
     count = min(count, (shards.manifest.epoch_windows - 1 - start) // stride + 1)
@@ -203,6 +203,11 @@ def test_sample_spans_are_the_samples_bytes(dataset, seed, epoch, start, count, 
     index = sample_index_at(shards, seed, epoch, np.arange(start, start + count * stride, stride, dtype=np.uint64))
     assert len(spans) == _expected_runs(index)
     assert all(span.readonly and isinstance(span.obj, np.memmap) for span in spans)
+    # the server's checksum from kept window digests (a table of two shards at most: evictions on the way)
+    digests = WindowDigests(max_shards=2)
+    rows = read_samples(shards, seed, epoch, start, count, stride)
+    assert digests.checksum(shards, index) == checksum(rows) == digests.checksum(shards, index)
+    assert len(digests._tables) <= 2
 
 
 def test_sample_spans_join_adjacent_windows(dataset):
@@ -223,3 +228,24 @@ def test_sample_spans_join_adjacent_windows(dataset):
     assert sample_spans(shards, seed, 0, 0, 0) == []
     with pytest.raises(IndexError):
         sample_spans(shards, seed, 0, n - 1, 2)
+
+
+def test_checksum_is_the_hash_of_window_digests():
+    """The samples checksum as the HTTP contract words it, computed independently; and one changed token in any
+    window changes it, as does swapping two windows."""
+    import xxhash
+
+    from steel_data.stream import checksum
+
+    rng = np.random.default_rng(3)
+    rows = rng.integers(0, 151_000, size=(6, 33), dtype=np.int32)
+    digests = b"".join(xxhash.xxh3_64_intdigest(r.astype("<i4").tobytes()).to_bytes(8, "little") for r in rows)
+    assert checksum(rows) == xxhash.xxh3_64_intdigest(digests)
+    for k in range(6):
+        changed = rows.copy()
+        changed[k, 17] ^= 1
+        assert checksum(changed) != checksum(rows)
+    assert checksum(rows[[1, 0, 2, 3, 4, 5]]) != checksum(rows)
+    assert checksum(rows[:0]) == xxhash.xxh3_64_intdigest(b"")
+    with pytest.raises(ValueError):
+        checksum(rows.ravel())
