@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/stream.py [--tokens 80e6] [--samples 131072] [--chunk 512] [--server-workers 2]
                                      [--threads 2] [--clients 1 8] [--repeat 5] [--dataset DIR]
-                                     [--request-cost 2000] [--json FILE]
+                                     [--sequential 100] [--request-cost 2000] [--json FILE]
 
 1. A synthetic shard set (random ids, Qwen's vocabulary size, seq_len 2048, 4 shards; written with
    steel_data.shards) unless --dataset names a real one.
@@ -11,9 +11,10 @@
    of 1, then 8 client processes read them as ranks 0..7 of 8 (together the same global samples).
    Every client checks each response's checksum (per-window xxh3-64); client 1's samples are compared with the
    local read.
-4. The server's CPU seconds (user + system, from /proc) per million tokens served, and what one request costs
-   apart from its bytes: --request-cost sequential 1-sample requests over one connection, server and client CPU
-   per request. (STEEL_FAST_SAMPLES=0 in the environment makes the server answer through its FastAPI route only.)
+4. The server's CPU seconds (user + system, from /proc) per million tokens served; the same for --sequential
+   requests of --chunk samples one after another on one connection (server and client CPU per million tokens:
+   the steadier figure on a shared machine); and what one request costs apart from its bytes: --request-cost
+   sequential 1-sample requests over one connection, server and client CPU per request. (STEEL_FAST_SAMPLES=0 in the environment makes the server answer through its FastAPI route only.)
 
 --repeat rounds, each the local read and then every client count back to back; the table shows each row's
 median run, and the two ratios the targets name are also taken within each round (median, min, max over the
@@ -166,6 +167,26 @@ def request_cost(url: str, server_pid: int, n: int) -> dict:
             "client_cpu_ms": (c1.user + c1.system - c0.user - c0.system) / n * 1e3}
 
 
+def sequential_cost(url: str, server_pid: int, n: int, chunk: int, epoch_length: int) -> dict:
+    """Server and client CPU per million tokens for n sequential `chunk`-sample requests over one connection
+    (the client checks every checksum): CPU time is steadier than tokens/s on a shared machine."""
+    from steel_data.stream import HttpSource
+
+    src = HttpSource(url, "bench")
+    spread = max(1, epoch_length // chunk - 1)
+    for i in range(4):  # warm: connection, index blocks, window digests
+        src.fetch(1, 0, (i % spread) * chunk, chunk)
+    s0, c0, t0 = cpu_seconds(server_pid), os.times(), time.perf_counter()
+    tokens = 0
+    for i in range(n):
+        tokens += src.fetch(1, 0, (i % spread) * chunk, chunk).size
+    s1, c1, t1 = cpu_seconds(server_pid), os.times(), time.perf_counter()
+    src.close()
+    return {"requests": n, "tokens": tokens, "server_cpu_ms_per_Mtok": (s1 - s0) / tokens * 1e9,
+            "client_cpu_ms_per_Mtok": (c1.user + c1.system - c0.user - c0.system) / tokens * 1e9,
+            "tokens_per_s": tokens / (t1 - t0)}
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) of a process and its descendants (the server's worker processes)."""
     total = 0.0
@@ -225,6 +246,8 @@ def main(argv=None) -> int:
                     help="rounds (each: the local read, then every client count); medians are shown")
     ap.add_argument("--request-cost", type=int, default=2000, metavar="N",
                     help="sequential 1-sample requests timed for the per-request CPU (0: skip)")
+    ap.add_argument("--sequential", type=int, default=100, metavar="N",
+                    help="sequential --chunk-sample requests timed for server and client CPU per M tokens (0: skip)")
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8], metavar="N",
                     help="client counts to run (the table's HTTP rows)")
     ap.add_argument("--json", default=None, help="also write the figures here")
@@ -267,6 +290,8 @@ def main(argv=None) -> int:
                                            for a, b in zip(runs.get("8 clients (HTTP)", []),
                                                            runs.get("1 client (HTTP)", []))]}
         cost = request_cost(url, server.pid, args.request_cost) if args.request_cost else None
+        seq = sequential_cost(url, server.pid, args.sequential, args.chunk, local.epoch_length) \
+            if args.sequential else None
         base = rows["local (in-process)"]["tokens_per_s"]
         print(f"\nmedian of {args.repeat} rounds; "
               f"{samples} samples of {local.window} tokens, chunk {args.chunk}, prefetch {args.prefetch}, "
@@ -283,6 +308,10 @@ def main(argv=None) -> int:
         if cost:
             print(f"\none request apart from its bytes ({args.request_cost} sequential 1-sample requests): "
                   f"server {cost['server_cpu_ms']:.3f} ms, client {cost['client_cpu_ms']:.3f} ms of CPU")
+        if seq:
+            print(f"{args.sequential} sequential {args.chunk}-sample requests on one connection: server "
+                  f"{seq['server_cpu_ms_per_Mtok']:.2f}, client {seq['client_cpu_ms_per_Mtok']:.2f} ms of CPU per "
+                  f"M tokens ({seq['tokens_per_s'] / 1e6:.0f} M tokens/s)")
         print()
         for (label, values), target in zip(ratios.items(), (0.5, 2.0)):
             if values:
@@ -292,7 +321,7 @@ def main(argv=None) -> int:
         figures = {"samples": samples, "window": local.window, "chunk": args.chunk, "cores": os.cpu_count(),
                    "server_workers": args.server_workers, "threads": args.threads, "prefetch": args.prefetch,
                    "rows": {k: {kk: vv for kk, vv in v.items() if kk != "digest"} for k, v in rows.items()},
-                   "request_cost": cost, "ratios_per_round": ratios}
+                   "request_cost": cost, "sequential": seq, "ratios_per_round": ratios}
         if args.json:
             Path(args.json).write_text(json.dumps(figures, indent=2))
     finally:

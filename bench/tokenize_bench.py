@@ -1,7 +1,7 @@
 """`steel tokenize` against the bare tokenizer library on the same text, 1 and 2 cores.
 
     flock -x /tmp/steel-bench.lock .venv/bin/python bench/tokenize_bench.py [--per-file-mb 8] [--copies 1] \
-        [--repeat 3] [--shard-mb 8] [--json FILE]
+        [--repeat 3] [--shard-mb 8] [--side-by-side ROUNDS [--only-side-by-side]] [--json FILE]
 
 Input: the shared corpus's cleaned-text files (zh, en, code; not the raw HTML), up to --per-file-mb of text from
 each, written as `steel run` writes cleaned data (Parquet parts of 4096 documents) into three sources mixed with
@@ -21,6 +21,12 @@ shared: every round runs every measurement once, the order reversed every other 
 the bare calls are given per round (median and worst of the rounds) besides the ratio of the best rounds.
 CPU seconds per MB are the steadier figure for the 1-core comparison; `steel tokenize --workers 1` must stay at
 about one CPU second per wall second (it uses one core).
+
+Side by side (--side-by-side): on a machine shared with others the speed of a core drifts by 20-35 % within
+minutes, more than the 1-core gap being measured; so `steel tokenize --workers 1` and a bare call also run at the
+same time, each pinned to its own core (Steel's core alternating between rounds), whichever finishes first
+keeping its core busy until the other is done: both see the same load, and each round's ratio compares like with
+like.
 
 The bare calls get the same documents, in the same order, as Python strings already in memory, and the same
 process count (2 processes for 2 cores; Steel's 2 workers have an idle parent). One thing favours them: CPython
@@ -202,6 +208,80 @@ def steel(inputs: list[str], out: Path, workers: int, shard_mb: float) -> tuple[
     return wall, cpu_children() - cc0, manifest
 
 
+# -- side by side: Steel and a bare call at the same time, each on its own core ----------------------------------
+_BARE = {"encode_ordinary": _bare_ordinary, "encode_to_numpy": _bare_numpy}
+
+
+def _bare_pinned(name: str, core: int, go, result, stop) -> None:
+    os.sched_setaffinity(0, {core})
+    fn = _BARE[name]
+    go.wait()
+    t0 = time.perf_counter()
+    fn((0, len(_DOCS)))
+    result.put(time.perf_counter() - t0)
+    while not stop.is_set():  # keep this core busy until Steel is done: neither ever runs alone
+        fn((0, min(len(_DOCS), 500)))
+
+
+def _filler(core: int, stop) -> None:
+    os.sched_setaffinity(0, {core})
+    while not stop.is_set():
+        _bare_ordinary((0, min(len(_DOCS), 500)))
+
+
+def side_by_side(name: str, inputs: list[str], out: Path, shard_mb: float, steel_core: int) -> tuple[float, float]:
+    """(Steel's wall, the bare call's wall): `steel tokenize --workers 1` pinned to one core and the bare call to
+    the other, started together; whichever finishes first keeps its core busy until the other is done, so the
+    two always share the machine alike (the same other tenants, memory bandwidth and cache)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    bare_core = 1 - steel_core
+    go, stop, result = ctx.Event(), ctx.Event(), ctx.Queue()
+    bare_proc = ctx.Process(target=_bare_pinned, args=(name, bare_core, go, result, stop))
+    bare_proc.start()
+    if out.exists():
+        shutil.rmtree(out)
+    cmd = [str(REPO / ".venv" / "bin" / "steel"), "tokenize", "-i", *inputs, "-o", str(out), "--weights", *WEIGHTS,
+           "--workers", "1", "--shard-mb", str(shard_mb), "--no-progress"]
+    go.set()
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, preexec_fn=lambda: os.sched_setaffinity(0, {steel_core}))
+    steel_wall = time.perf_counter() - t0
+    filler_stop = ctx.Event()
+    filler = ctx.Process(target=_filler, args=(steel_core, filler_stop))
+    filler.start()
+    bare_wall = result.get(timeout=3600)
+    filler_stop.set()
+    stop.set()
+    filler.join(60)
+    bare_proc.join(60)
+    return steel_wall, bare_wall
+
+
+def run_side_by_side(rounds: int, inputs: list[str], tmp: Path, shard_mb: float, mb: float) -> dict:
+    """Rounds of `side_by_side` for both bare calls, Steel's core alternating; prints and returns the ratios."""
+    if len(os.sched_getaffinity(0)) < 2:
+        raise SystemExit("--side-by-side needs 2 cores")
+    out: dict[str, dict] = {}
+    for rnd in range(rounds):
+        for name in (_BARE if rnd % 2 == 0 else list(_BARE)[::-1]):
+            steel_wall, bare_wall = side_by_side(name, inputs, tmp / "out-side", shard_mb, steel_core=rnd % 2)
+            r = out.setdefault(name, {"steel_walls": [], "bare_walls": [], "ratios": []})
+            r["steel_walls"].append(round(steel_wall, 3))
+            r["bare_walls"].append(round(bare_wall, 3))
+            r["ratios"].append(bare_wall / steel_wall)
+            print(f"side by side, round {rnd + 1}, Steel on core {rnd % 2}: steel tokenize --workers 1 "
+                  f"{steel_wall:.2f} s ({mb / steel_wall:.2f} MB/s), bare tiktoken {name} {bare_wall:.2f} s "
+                  f"({mb / bare_wall:.2f} MB/s): {bare_wall / steel_wall:.1%}", flush=True)
+    for name, r in out.items():
+        r["median"], r["worst"], r["best"] = statistics.median(r["ratios"]), min(r["ratios"]), max(r["ratios"])
+        print(f"1 core, side by side: steel tokenize / bare tiktoken {name}: median {r['median']:.1%}, worst "
+              f"{r['worst']:.1%}, best {r['best']:.1%} over {len(r['ratios'])} rounds "
+              f"({' '.join(f'{x:.1%}' for x in r['ratios'])})")
+    return out
+
+
 def files_of(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
@@ -213,6 +293,10 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="rounds (interleaved); best, median and worst reported")
     ap.add_argument("--shard-mb", type=float, default=8.0)
     ap.add_argument("--hf-sample-mb", type=float, default=3.0)
+    ap.add_argument("--side-by-side", type=int, default=0, metavar="ROUNDS",
+                    help="also run `steel tokenize --workers 1` and each bare call at the same time, each pinned to "
+                         "its own core (the cores swapped every round): the 1-core ratio under the same load")
+    ap.add_argument("--only-side-by-side", action="store_true", help="skip the rounds above")
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args(argv)
     if not CORPUS.is_dir():
@@ -230,6 +314,12 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="steel-bench-tok-") as tmp:
         tmp = Path(tmp)
         inputs = write_cleaned(tmp / "in", texts)
+        side = run_side_by_side(args.side_by_side, inputs, tmp, args.shard_mb, mb) if args.side_by_side else None
+        if args.only_side_by_side:
+            if args.json:
+                Path(args.json).write_text(json.dumps({"text_mb": mb, "docs": len(_DOCS), "side_by_side": side},
+                                                      indent=2))
+            return 0
 
         def steel_run(cores):
             wall, cpu, manifest = steel(inputs, tmp / f"out{cores}", cores, args.shard_mb)
