@@ -237,12 +237,15 @@ class WindowDigests:
         self._tables: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def shard(self, ds: TokenShards, shard: int, lock: threading.Lock | None = None) -> np.ndarray:
+    def shard(self, ds: TokenShards, shard: int, lock: threading.Lock | None = None,
+              compute: bool = True) -> np.ndarray | None:
         with self._lock:
             table = self._tables.get(shard)
             if table is not None:
                 self._tables.move_to_end(shard)
                 return table
+        if not compute:
+            return None
         toks = _maps(ds, [shard], lock)[shard]
         n = len(toks) // ds.window
         table = window_digests(toks[: n * ds.window].reshape(n, ds.window))
@@ -252,12 +255,17 @@ class WindowDigests:
                 self._tables.popitem(last=False)
         return table
 
-    def checksum(self, ds: TokenShards, idx: np.ndarray, lock: threading.Lock | None = None) -> int:
-        """`checksum` of the windows `idx` ([count, 2] of shard, window), from the digests."""
+    def checksum(self, ds: TokenShards, idx: np.ndarray, lock: threading.Lock | None = None,
+                 compute: bool = True) -> int | None:
+        """`checksum` of the windows `idx` ([count, 2] of shard, window), from the digests; None where a shard's
+        digests are not kept yet and `compute` is False."""
         digests = np.empty(len(idx), dtype=np.uint64)
         for s in np.unique(idx[:, 0]):
+            table = self.shard(ds, int(s), lock, compute)
+            if table is None:
+                return None
             rows = np.nonzero(idx[:, 0] == s)[0]
-            digests[rows] = self.shard(ds, int(s), lock)[idx[rows, 1]]
+            digests[rows] = table[idx[rows, 1]]
         return combine_digests(digests)
 
 

@@ -208,6 +208,12 @@ def test_sample_spans_are_the_samples_bytes(dataset, seed, epoch, start, count, 
     rows = read_samples(shards, seed, epoch, start, count, stride)
     assert digests.checksum(shards, index) == checksum(rows) == digests.checksum(shards, index)
     assert len(digests._tables) <= 2
+    # without computing: None until every shard the request touches has its digests kept
+    fresh = WindowDigests()
+    assert fresh.checksum(shards, index, compute=False) is None and not fresh._tables
+    for s in np.unique(index[:, 0]):
+        fresh.shard(shards, int(s))
+    assert fresh.checksum(shards, index, compute=False) == checksum(rows)
 
 
 def test_sample_spans_join_adjacent_windows(dataset):
