@@ -168,8 +168,9 @@ class SamplesFastPath:
     """ASGI middleware: serves `GET /v1/datasets/{name}/samples` itself when the request is plain, valid and
     authorised and the dataset can answer it; passes every other request on, unchanged, to `app`.
 
-    It only ever answers what the FastAPI route would answer with the same status, body and headers (the
-    tokens are gathered and hashed in a worker thread, as the route's are)."""
+    It only ever answers what the FastAPI route would answer, with the same status, body and headers: under
+    uvicorn the body goes out as views of the shard maps and the checksum comes from the dataset's window digests
+    (`samples_spans_payload`), elsewhere the tokens are gathered and hashed as the route does."""
 
     def __init__(self, app, ctx: AppContext):
         self.app = app
@@ -251,8 +252,9 @@ def _uvicorn_cycle(send):
     """uvicorn's request/response cycle (its httptools protocol) when `send` is that cycle's own method, that is
     when uvicorn calls this app directly, with nothing in between that watches the response; else None.
 
-    Through it a body can go to the connection's transport as a list of buffers without being joined first:
-    one client read about 25 % more tokens per second on 2 cores (bench/RESULTS.md, Stream). It relies on four
+    Through it a body can go to the connection's transport as a list of buffers without being joined first
+    (with the checksum from kept digests, the server no longer reads a response's tokens at all: a quarter less
+    server CPU per token, bench/RESULTS.md, Stream). It relies on four
     attributes of uvicorn's `RequestResponseCycle`; tests/api/test_samples_fast_path.py checks that the
     installed uvicorn has them and that the path is taken, so a uvicorn that changed them fails a test rather
     than silently costing a copy."""
