@@ -82,14 +82,11 @@ def write_sample(outdir: Path, n_docs: int = 600, seed: int = 7) -> Path:
     return inp
 
 
-def main(argv: list[str] | None = None) -> int:
-    from steel_data.lm import build_tiny_models
-
-    argv = sys.argv[1:] if argv is None else argv
-    outdir = Path(argv[0] if argv else "build/sample")
-    inp = write_sample(outdir)
+def read_texts(inp: Path) -> list[str]:
+    """The string `text` of every readable record of the sample's input folder, in file order (the planted broken
+    records left out)."""
     texts = []
-    for f in sorted(inp.glob("*.jsonl")):
+    for f in sorted(Path(inp).glob("*.jsonl")):
         for line in f.read_bytes().splitlines():
             try:
                 text = orjson.loads(line).get("text")
@@ -97,7 +94,16 @@ def main(argv: list[str] | None = None) -> int:
                 continue  # the planted broken records
             if isinstance(text, str):
                 texts.append(text)
-    build_tiny_models(texts, outdir / "models", lang="zh", vocab_size=300)
+    return texts
+
+
+def main(argv: list[str] | None = None) -> int:
+    from steel_data.lm import build_tiny_models
+
+    argv = sys.argv[1:] if argv is None else argv
+    outdir = Path(argv[0] if argv else "build/sample")
+    inp = write_sample(outdir)
+    build_tiny_models(read_texts(inp), outdir / "models", lang="zh", vocab_size=300)
     print(f"sample input: {inp}  models: {outdir / 'models'}")
     return 0
 

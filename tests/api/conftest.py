@@ -120,13 +120,12 @@ def make_dataset(root: Path, name: str = "tiny", seq_len: int = 31) -> Path:
     """A real token shard set (Qwen tokenizer) from the sample's documents."""
     import orjson
 
+    from steel_data.sample import read_texts
     from steel_data.tokenize import TokenizeConfig, tokenize
 
     src = root / "_tok_src"
     src.mkdir(parents=True, exist_ok=True)
-    texts = [orjson.loads(line).get("text") for f in sorted((root / "input").glob("*.jsonl"))
-             for line in f.read_bytes().splitlines() if line.strip().startswith(b"{") and line.strip().endswith(b"}")]
-    docs = [t for t in texts if isinstance(t, str)]
+    docs = read_texts(root / "input")
     for k in range(4):  # four files: several shards
         part = docs[k::4]
         (src / f"docs-{k}.jsonl").write_bytes(b"".join(orjson.dumps({"text": t}) + b"\n" for t in part))

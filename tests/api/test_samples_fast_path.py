@@ -117,17 +117,10 @@ def _wide_dataset(root: Path, sample_dir: Path) -> Path:
     twelve times over."""
     import orjson
 
+    from steel_data.sample import read_texts
     from steel_data.tokenize import TokenizeConfig, tokenize
 
-    texts = []
-    for f in sorted((sample_dir / "input").glob("*.jsonl")):
-        for line in f.read_bytes().splitlines():
-            try:
-                text = orjson.loads(line).get("text")
-            except orjson.JSONDecodeError:  # the sample's planted broken records
-                continue
-            if isinstance(text, str):
-                texts.append(text)
+    texts = read_texts(sample_dir / "input")
     src = root / "wide-src"
     src.mkdir(parents=True)
     (src / "docs.jsonl").write_bytes(b"".join(orjson.dumps({"text": t}) + b"\n" for t in texts * 12))

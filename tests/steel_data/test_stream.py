@@ -16,18 +16,11 @@ def dataset(tmp_path_factory, sample_dir):
     """A real shard set (Qwen tokenizer, 4 shards, short windows) from the built-in sample's text."""
     import orjson
 
+    from steel_data.sample import read_texts
     from steel_data.tokenize import TokenizeConfig, tokenize
 
     src = tmp_path_factory.mktemp("streamsrc")
-    docs = []
-    for f in sorted((sample_dir / "input").glob("*.jsonl")):
-        for line in f.read_bytes().splitlines():
-            try:
-                text = orjson.loads(line).get("text")
-            except orjson.JSONDecodeError:  # the sample's planted broken records
-                continue
-            if isinstance(text, str):
-                docs.append(text)
+    docs = read_texts(sample_dir / "input")
     for k in range(4):
         (src / f"d{k}.jsonl").write_bytes(b"".join(orjson.dumps({"text": t}) + b"\n" for t in docs[k::4]))
     out = tmp_path_factory.mktemp("streamds") / "ds"
