@@ -196,11 +196,16 @@ def bare_program(files: list[str]) -> tuple[float, float, int]:
 
 
 # -- steel tokenize ---------------------------------------------------------------------------------------
-def steel(inputs: list[str], out: Path, workers: int, shard_mb: float) -> tuple[float, float, dict]:
+def steel_command(inputs: list[str], out: Path, workers: int, shard_mb: float) -> list[str]:
+    """The `steel tokenize` command line measured, into a fresh `out`."""
     if out.exists():
         shutil.rmtree(out)
-    cmd = [str(REPO / ".venv" / "bin" / "steel"), "tokenize", "-i", *inputs, "-o", str(out), "--weights", *WEIGHTS,
-           "--workers", str(workers), "--shard-mb", str(shard_mb), "--no-progress"]
+    return [str(REPO / ".venv" / "bin" / "steel"), "tokenize", "-i", *inputs, "-o", str(out), "--weights", *WEIGHTS,
+            "--workers", str(workers), "--shard-mb", str(shard_mb), "--no-progress"]
+
+
+def steel(inputs: list[str], out: Path, workers: int, shard_mb: float) -> tuple[float, float, dict]:
+    cmd = steel_command(inputs, out, workers, shard_mb)
     cc0, t0 = cpu_children(), time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
@@ -219,14 +224,17 @@ def _bare_pinned(name: str, core: int, go, result, stop) -> None:
     t0 = time.perf_counter()
     fn((0, len(_DOCS)))
     result.put(time.perf_counter() - t0)
-    while not stop.is_set():  # keep this core busy until Steel is done: neither ever runs alone
+    _keep_busy(fn, stop)  # until Steel is done: neither ever runs alone
+
+
+def _keep_busy(fn, stop) -> None:
+    while not stop.is_set():
         fn((0, min(len(_DOCS), 500)))
 
 
 def _filler(core: int, stop) -> None:
     os.sched_setaffinity(0, {core})
-    while not stop.is_set():
-        _bare_ordinary((0, min(len(_DOCS), 500)))
+    _keep_busy(_bare_ordinary, stop)
 
 
 def side_by_side(name: str, inputs: list[str], out: Path, shard_mb: float, steel_core: int) -> tuple[float, float]:
@@ -240,10 +248,7 @@ def side_by_side(name: str, inputs: list[str], out: Path, shard_mb: float, steel
     go, stop, result = ctx.Event(), ctx.Event(), ctx.Queue()
     bare_proc = ctx.Process(target=_bare_pinned, args=(name, bare_core, go, result, stop))
     bare_proc.start()
-    if out.exists():
-        shutil.rmtree(out)
-    cmd = [str(REPO / ".venv" / "bin" / "steel"), "tokenize", "-i", *inputs, "-o", str(out), "--weights", *WEIGHTS,
-           "--workers", "1", "--shard-mb", str(shard_mb), "--no-progress"]
+    cmd = steel_command(inputs, out, 1, shard_mb)
     go.set()
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, preexec_fn=lambda: os.sched_setaffinity(0, {steel_core}))
